@@ -1,0 +1,473 @@
+package reconcile
+
+import (
+	"cmp"
+	"slices"
+	"time"
+)
+
+// Role is the sync direction a NAS server's policy follows.
+type Role uint8
+
+const (
+	// Input: Windows -> NFS. Every path Windows holds is shown on NFS as
+	// Windows has it; Windows deletions propagate. What an NFS client created
+	// that never came from Windows is left alone unless Mirror is set.
+	Input Role = iota + 1
+	// Backup: like Input; the export itself is read-only.
+	Backup
+	// Output: both ways, with conflicts keeping both versions.
+	Output
+)
+
+func (r Role) String() string {
+	switch r {
+	case Input:
+		return "input"
+	case Backup:
+		return "backup"
+	case Output:
+		return "output"
+	}
+	return "role?"
+}
+
+// Policy is what the role asks of the reconciler.
+type Policy struct {
+	Role Role
+	// Mirror makes the NFS side an exact copy of Windows (rsync --delete):
+	// NFS-only paths are removed. Ignored for Output.
+	Mirror bool
+	// Now names conflict copies.
+	Now time.Time
+}
+
+// Op is what an action does.
+type Op uint8
+
+const (
+	// Copy writes the other side's file or symlink at Path to To (atomically).
+	Copy Op = iota + 1
+	// Mkdir creates the directory Path on To.
+	Mkdir
+	// Remove deletes Path (a file, symlink or empty directory) from To.
+	Remove
+	// Rename moves Path to NewPath on To: the losing side of a conflict.
+	Rename
+	// Record stores Pair as the ancestor of Path: both sides already agree.
+	Record
+	// Forget drops Path from the ancestor: it is no longer synced.
+	Forget
+)
+
+func (o Op) String() string {
+	return [...]string{"op?", "copy", "mkdir", "remove", "rename", "record", "forget"}[min(int(o), 6)]
+}
+
+// Action is one step of a plan. The applier re-checks Source and Dest against
+// the disk before acting, so a plan made from a stale scan never clobbers a
+// change it has not seen.
+type Action struct {
+	Op      Op
+	Path    string
+	To      Side   // the side changed; Copy and Mkdir read the other side
+	Source  Entry  // Copy, Mkdir: the source entry as scanned
+	Dest    Entry  // Copy, Remove, Rename: what To held at Path when planned
+	NewPath string // Rename
+	Pair    Pair   // Record
+}
+
+// Conflict is a path both sides changed since the last sync in ways that
+// cannot both keep the name. The Windows version moves to Renamed on both
+// sides; the NFS version keeps Path.
+type Conflict struct {
+	Path    string
+	Renamed string
+	Windows Entry
+	NFS     Entry
+}
+
+// State is what one reconciliation looks at.
+type State struct {
+	Ancestor Ancestor
+	Windows  Tree
+	NFS      Tree
+	// Skip lists paths (with their subtrees) to leave untouched this round,
+	// with the reason: names Windows cannot hold, files still being written,
+	// paths backing off after an error.
+	Skip map[string]string
+}
+
+// Result is the plan: actions in the order they must run, and the conflicts
+// they resolve. Blocked lists paths that cannot be synced as things stand
+// (a Windows file where an NFS client keeps its own files in a directory).
+type Result struct {
+	Actions   []Action
+	Conflicts []Conflict
+	Blocked   []string
+}
+
+// ConflictName is the name the Windows version of a conflicting path takes.
+func ConflictName(p string, now time.Time) string {
+	return p + ".conflict-windows-" + now.UTC().Format("20060102T150405Z")
+}
+
+// Reconcile plans the actions that bring the Windows and NFS trees together
+// under the policy. It is pure: the same input gives the same plan.
+func Reconcile(in State, pol Policy) Result {
+	r := reconciler{in: in, pol: pol}
+	r.run()
+	return r.res
+}
+
+type planned struct {
+	a     Action
+	order int // DFS position of the path
+}
+
+type reconciler struct {
+	in    State
+	pol   Policy
+	paths []string
+	pos   map[string]int
+	// changedBelow[side] holds every directory with a changed path under it.
+	changedBelow map[Side]map[string]bool
+	plan         []planned
+	res          Result
+}
+
+func (r *reconciler) tree(s Side) Tree {
+	if s == Windows {
+		return r.in.Windows
+	}
+	return r.in.NFS
+}
+
+func side(p Pair, s Side) Entry {
+	if s == Windows {
+		return p.Windows
+	}
+	return p.NFS
+}
+
+// pathCompare orders paths depth-first: a directory is immediately followed by
+// everything under it ('/' sorts before every other byte).
+func pathCompare(a, b string) int {
+	for i := 0; i < len(a) && i < len(b); i++ {
+		ca, cb := a[i], b[i]
+		if ca == cb {
+			continue
+		}
+		if ca == '/' {
+			return -1
+		}
+		if cb == '/' {
+			return 1
+		}
+		return cmp.Compare(ca, cb)
+	}
+	return cmp.Compare(len(a), len(b))
+}
+
+func (r *reconciler) run() {
+	n := len(r.in.Windows) + len(r.in.NFS)
+	seen := make(map[string]struct{}, n)
+	r.paths = make([]string, 0, n)
+	add := func(p string) {
+		if _, ok := seen[p]; !ok {
+			seen[p] = struct{}{}
+			r.paths = append(r.paths, p)
+		}
+	}
+	for p := range r.in.Ancestor {
+		add(p)
+	}
+	for p := range r.in.Windows {
+		add(p)
+	}
+	for p := range r.in.NFS {
+		add(p)
+	}
+	slices.SortFunc(r.paths, pathCompare)
+	r.pos = make(map[string]int, len(r.paths))
+	for i, p := range r.paths {
+		r.pos[p] = i
+	}
+	if r.pol.Role == Output {
+		r.changedBelow = map[Side]map[string]bool{Windows: {}, NFS: {}}
+		for _, p := range r.paths {
+			if r.skipped(p) {
+				continue
+			}
+			a := r.in.Ancestor[p]
+			for _, s := range []Side{Windows, NFS} {
+				if Changed(side(a, s), r.tree(s)[p]) {
+					for d := Parent(p); d != "" && !r.changedBelow[s][d]; d = Parent(d) {
+						r.changedBelow[s][d] = true
+					}
+				}
+			}
+		}
+	}
+
+	covered := "\x00" // a subtree already planned by a conflict or being skipped
+	for _, p := range r.paths {
+		if covered != "\x00" && Under(p, covered) {
+			continue
+		}
+		if r.skipped(p) {
+			covered = p
+			continue
+		}
+		if r.pol.Role == Output {
+			if r.twoWay(p) {
+				covered = p
+			}
+		} else {
+			r.oneWay(p)
+		}
+	}
+	r.unpin()
+	r.order()
+}
+
+func (r *reconciler) skipped(p string) bool {
+	if len(r.in.Skip) == 0 {
+		return false
+	}
+	for q := p; q != ""; q = Parent(q) {
+		if _, ok := r.in.Skip[q]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *reconciler) emit(a Action) {
+	r.plan = append(r.plan, planned{a: a, order: r.pos[a.Path]})
+}
+
+// propagate makes side to hold at p what the other side holds (src).
+func (r *reconciler) propagate(p string, to Side, src, dst Entry) {
+	switch {
+	case src.Kind == Absent && dst.Kind == Absent:
+		r.emit(Action{Op: Forget, Path: p})
+	case src.Kind == Absent:
+		r.emit(Action{Op: Remove, Path: p, To: to, Dest: dst})
+	case src.Kind == Dir && dst.Kind == Dir:
+		r.emit(Action{Op: Record, Path: p, Pair: r.pair(p)})
+	case src.Kind == Dir:
+		if dst.Kind != Absent {
+			r.emit(Action{Op: Remove, Path: p, To: to, Dest: dst})
+		}
+		r.emit(Action{Op: Mkdir, Path: p, To: to, Source: src})
+	default:
+		if dst.Kind == Dir {
+			r.emit(Action{Op: Remove, Path: p, To: to, Dest: dst})
+			dst = Entry{}
+		}
+		r.emit(Action{Op: Copy, Path: p, To: to, Source: src, Dest: dst})
+	}
+}
+
+func (r *reconciler) pair(p string) Pair {
+	return Pair{Windows: r.in.Windows[p], NFS: r.in.NFS[p]}
+}
+
+// oneWay: Windows is authoritative for every path it holds.
+func (r *reconciler) oneWay(p string) {
+	a, hasA := r.in.Ancestor[p]
+	w, n := r.in.Windows[p], r.in.NFS[p]
+	wC, nC := Changed(a.Windows, w), Changed(a.NFS, n)
+	if w.Kind != Absent {
+		switch {
+		case hasA && !wC && !nC:
+		case (!hasA || nC) && SameContent(w, n):
+			r.emit(Action{Op: Record, Path: p, Pair: Pair{Windows: w, NFS: n}})
+		default:
+			r.propagate(p, NFS, w, n)
+		}
+		return
+	}
+	switch {
+	case n.Kind == Absent:
+		if hasA {
+			r.emit(Action{Op: Forget, Path: p})
+		}
+	case !hasA || a.Windows.Kind == Absent:
+		// Created by an NFS client: not ours unless mirroring.
+		if r.pol.Mirror {
+			r.emit(Action{Op: Remove, Path: p, To: NFS, Dest: n})
+		} else if hasA {
+			r.emit(Action{Op: Forget, Path: p})
+		}
+	case !nC || r.pol.Mirror:
+		r.emit(Action{Op: Remove, Path: p, To: NFS, Dest: n})
+	default:
+		// Deleted on Windows after an NFS client changed our copy: the
+		// client's version is theirs now.
+		r.emit(Action{Op: Forget, Path: p})
+	}
+}
+
+// twoWay plans p for the Output role. It returns true when it planned the
+// whole subtree under p (a conflict), so the caller skips the subtree.
+func (r *reconciler) twoWay(p string) bool {
+	a := r.in.Ancestor[p]
+	w, n := r.in.Windows[p], r.in.NFS[p]
+	wC, nC := Changed(a.Windows, w), Changed(a.NFS, n)
+	switch {
+	case !wC && !nC:
+		return false
+	case wC && nC:
+		if SameContent(w, n) {
+			if w.Kind == Absent {
+				r.emit(Action{Op: Forget, Path: p})
+			} else {
+				r.emit(Action{Op: Record, Path: p, Pair: Pair{Windows: w, NFS: n}})
+			}
+			return false
+		}
+		if w.Kind == Absent {
+			r.propagate(p, Windows, n, w)
+			return false
+		}
+		if n.Kind == Absent {
+			r.propagate(p, NFS, w, n)
+			return false
+		}
+		r.conflict(p)
+		return true
+	}
+	from, to, src, dst := Windows, NFS, w, n
+	if nC {
+		from, to, src, dst = NFS, Windows, n, w
+	}
+	if dst.Kind == Dir && src.Kind != Dir && r.changedBelow[to][p] {
+		if src.Kind == Absent {
+			// Deleted on one side while the other changed something inside:
+			// the changes win; the directory comes back.
+			r.emit(Action{Op: Mkdir, Path: p, To: from, Source: dst})
+			return false
+		}
+		r.conflict(p)
+		return true
+	}
+	r.propagate(p, to, src, dst)
+	return false
+}
+
+// conflict keeps both versions of p: the Windows version moves to the
+// conflict name on Windows and is copied to NFS under that name; the NFS
+// version (with its subtree) is copied to Windows under p.
+func (r *reconciler) conflict(p string) {
+	c := ConflictName(p, r.pol.Now)
+	w, n := r.in.Windows[p], r.in.NFS[p]
+	r.res.Conflicts = append(r.res.Conflicts, Conflict{Path: p, Renamed: c, Windows: w, NFS: n})
+	r.emit(Action{Op: Rename, Path: p, To: Windows, Dest: w, NewPath: c})
+	i := r.pos[p]
+	for ; i < len(r.paths) && Under(r.paths[i], p); i++ {
+		q := r.paths[i]
+		if r.skipped(q) {
+			continue
+		}
+		to := c + q[len(p):]
+		if e, ok := r.in.Windows[q]; ok {
+			act := Action{Op: Copy, Path: to, To: NFS, Source: e}
+			if e.Kind == Dir {
+				act.Op = Mkdir
+			}
+			r.plan = append(r.plan, planned{a: act, order: i})
+		}
+		if e, ok := r.in.NFS[q]; ok {
+			act := Action{Op: Copy, Path: q, To: Windows, Source: e}
+			if e.Kind == Dir {
+				act.Op = Mkdir
+			}
+			r.emit(act)
+		} else if _, ok := r.in.Ancestor[q]; ok {
+			r.emit(Action{Op: Forget, Path: q})
+		}
+	}
+}
+
+// unpin cancels the removal of a directory that still holds something that
+// stays (a skipped path, an NFS client's own file). One way, the directory is
+// forgotten: it is the NFS client's now. Both ways, the ancestor keeps it, so
+// the next round plans the same no-op rather than re-creating it elsewhere.
+func (r *reconciler) unpin() {
+	removed := map[Side]map[string]bool{Windows: {}, NFS: {}}
+	var dirRemovals bool
+	for _, pl := range r.plan {
+		if pl.a.Op == Remove {
+			removed[pl.a.To][pl.a.Path] = true
+			dirRemovals = dirRemovals || pl.a.Dest.Kind == Dir
+		}
+	}
+	if !dirRemovals {
+		return
+	}
+	pinned := map[Side]map[string]bool{Windows: {}, NFS: {}}
+	for _, s := range []Side{Windows, NFS} {
+		for p := range r.tree(s) {
+			if removed[s][p] {
+				continue
+			}
+			for d := Parent(p); d != "" && !pinned[s][d]; d = Parent(d) {
+				pinned[s][d] = true
+			}
+		}
+	}
+	drop := map[string]bool{}
+	for i, pl := range r.plan {
+		a := pl.a
+		if a.Op == Remove && a.Dest.Kind == Dir && pinned[a.To][a.Path] {
+			drop[a.Path] = true
+			r.plan[i].a = Action{Op: Forget, Path: a.Path}
+			if _, tracked := r.in.Ancestor[a.Path]; !tracked || r.pol.Role == Output {
+				r.plan[i].a.Op = 0
+			}
+		}
+	}
+	kept := r.plan[:0]
+	for _, pl := range r.plan {
+		if pl.a.Op == 0 {
+			continue
+		}
+		if drop[pl.a.Path] && (pl.a.Op == Copy || pl.a.Op == Mkdir) {
+			r.res.Blocked = append(r.res.Blocked, pl.a.Path)
+			continue
+		}
+		kept = append(kept, pl)
+	}
+	r.plan = kept
+}
+
+// order sorts the plan into the order it must run: renames; removals,
+// deepest first; creations and copies, parents first; ancestor updates.
+func (r *reconciler) order() {
+	phase := func(o Op) int {
+		switch o {
+		case Rename:
+			return 0
+		case Remove:
+			return 1
+		case Mkdir, Copy:
+			return 2
+		}
+		return 3
+	}
+	slices.SortStableFunc(r.plan, func(x, y planned) int {
+		if c := cmp.Compare(phase(x.a.Op), phase(y.a.Op)); c != 0 {
+			return c
+		}
+		if x.a.Op == Remove {
+			return cmp.Compare(y.order, x.order)
+		}
+		return cmp.Compare(x.order, y.order)
+	})
+	r.res.Actions = make([]Action, len(r.plan))
+	for i, pl := range r.plan {
+		r.res.Actions[i] = pl.a
+	}
+}
