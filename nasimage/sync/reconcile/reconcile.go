@@ -392,8 +392,8 @@ func (r *reconciler) conflict(p string) {
 }
 
 // unpin cancels the removal of a directory that still holds something that
-// stays (a skipped path, an NFS client's own file). One way, the directory is
-// forgotten: it is the NFS client's now. Both ways, the ancestor keeps it, so
+// stays (a skipped path, an NFS client's own file). One way, a directory
+// holding an NFS client's files is forgotten: it is the client's now. Both ways, the ancestor keeps it, so
 // the next round plans the same no-op rather than re-creating it elsewhere.
 func (r *reconciler) unpin() {
 	removed := map[Side]map[string]bool{Windows: {}, NFS: {}}
@@ -418,13 +418,20 @@ func (r *reconciler) unpin() {
 			}
 		}
 	}
+	// A directory kept only for a skipped path is removed in a later round.
+	skipAbove := map[string]bool{}
+	for p := range r.in.Skip {
+		for d := Parent(p); d != "" && !skipAbove[d]; d = Parent(d) {
+			skipAbove[d] = true
+		}
+	}
 	drop := map[string]bool{}
 	for i, pl := range r.plan {
 		a := pl.a
 		if a.Op == Remove && a.Dest.Kind == Dir && pinned[a.To][a.Path] {
 			drop[a.Path] = true
 			r.plan[i].a = Action{Op: Forget, Path: a.Path}
-			if _, tracked := r.in.Ancestor[a.Path]; !tracked || r.pol.Role == Output {
+			if _, tracked := r.in.Ancestor[a.Path]; !tracked || r.pol.Role == Output || skipAbove[a.Path] {
 				r.plan[i].a.Op = 0
 			}
 		}

@@ -208,6 +208,15 @@ func TestReconcileTrees(t *testing.T) {
 				delete(n, p)
 			}
 		}, "remove>windows s/t/u; remove>windows s/t; remove>windows s; mkdir>windows r; mkdir>windows r/t; copy>windows r/t/u"},
+		{"a directory holding a skipped path is kept, and still ours", in, func(anc Ancestor, w, n Tree) {
+			delete(w, "s")
+			delete(w, "s/t")
+			delete(w, "s/t/u")
+			n["s/t/busy"] = file(5)
+			delete(n, "s/t/u")
+			anc["s/t/busy"] = Pair{Windows: file(5), NFS: file(5)}
+			delete(anc, "s/t/u")
+		}, ""},
 		{"skipped path and its subtree are left alone", Policy{Role: Output, Now: now}, func(anc Ancestor, w, n Tree) {
 			n["bad:name"] = dir
 			n["bad:name/x"] = file(1)
@@ -219,6 +228,9 @@ func TestReconcileTrees(t *testing.T) {
 			anc, w, n := synced(map[string]Entry{"k": file(1), "s": dir, "s/t": dir, "s/t/u": file(3)})
 			c.setup(anc, w, n)
 			st := State{Ancestor: anc, Windows: w, NFS: n, Skip: map[string]string{"bad:name": "illegal"}}
+			if strings.Contains(c.name, "skipped path is kept") {
+				st.Skip["s/t/busy"] = "still being written"
+			}
 			res := Reconcile(st, c.pol)
 			if got := describeAll(res.Actions); got != c.want {
 				t.Fatalf("plan\n got: %s\nwant: %s", got, c.want)

@@ -1,0 +1,238 @@
+// Package apply carries out reconcile actions on the two directory trees,
+// atomically and only when the disk still looks as the plan saw it: a file is
+// copied to a temp name in the destination directory, synced, given its
+// mtime and mode, and renamed into place only if the source did not change
+// meanwhile.
+package apply
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/nas-topology/nas-topology/nasimage/sync/reconcile"
+	"github.com/nas-topology/nas-topology/nasimage/sync/scan"
+)
+
+// ErrStale means the disk no longer matches the plan (the source changed
+// during the copy, or the destination changed since the scan). It is not a
+// failure: the next scan sees the change and plans again.
+var ErrStale = errors.New("changed since the scan")
+
+// Applier acts on the two roots.
+type Applier struct {
+	Windows, NFS string
+	// ChunkDelay slows copies down (a pause per chunk): fault tests use it to
+	// kill the engine in the middle of a copy.
+	ChunkDelay time.Duration
+}
+
+// Outcome is what an applied action left behind.
+type Outcome struct {
+	// Pair is both sides' entries after a Copy or Mkdir, for the ancestor.
+	Pair  reconcile.Pair
+	Bytes int64
+}
+
+func (ap *Applier) root(s reconcile.Side) string {
+	if s == reconcile.Windows {
+		return ap.Windows
+	}
+	return ap.NFS
+}
+
+// Apply carries out one filesystem action (Copy, Mkdir, Remove, Rename).
+func (ap *Applier) Apply(ctx context.Context, a reconcile.Action) (Outcome, error) {
+	var out Outcome
+	var err error
+	switch a.Op {
+	case reconcile.Copy:
+		out, err = ap.copy(ctx, a)
+	case reconcile.Mkdir:
+		out, err = ap.mkdir(a)
+	case reconcile.Remove:
+		err = ap.remove(a)
+	case reconcile.Rename:
+		err = ap.rename(a)
+	default:
+		err = fmt.Errorf("not a filesystem action: %v", a.Op)
+	}
+	if err != nil {
+		return out, fmt.Errorf("%s %s on %s: %w", a.Op, a.Path, a.To, err)
+	}
+	return out, nil
+}
+
+func (ap *Applier) expect(root, rel string, want reconcile.Entry, what string) error {
+	got, err := scan.Stat(root, rel)
+	if err != nil {
+		return err
+	}
+	if got != want {
+		return fmt.Errorf("%s %w", what, ErrStale)
+	}
+	return nil
+}
+
+func (ap *Applier) pair(a reconcile.Action) (reconcile.Pair, error) {
+	w, err := scan.Stat(ap.Windows, a.Path)
+	if err != nil {
+		return reconcile.Pair{}, err
+	}
+	n, err := scan.Stat(ap.NFS, a.Path)
+	return reconcile.Pair{Windows: w, NFS: n}, err
+}
+
+func (ap *Applier) copy(ctx context.Context, a reconcile.Action) (Outcome, error) {
+	srcRoot, dstRoot := ap.root(a.To.Other()), ap.root(a.To)
+	if err := ap.expect(srcRoot, a.Path, a.Source, "source"); err != nil {
+		return Outcome{}, err
+	}
+	if err := ap.expect(dstRoot, a.Path, a.Dest, "destination"); err != nil {
+		return Outcome{}, err
+	}
+	dst := filepath.Join(dstRoot, filepath.FromSlash(a.Path))
+	tmp := filepath.Join(filepath.Dir(dst), scan.TempPrefix+randomHex()+scan.TempSuffix)
+	var n int64
+	var err error
+	if a.Source.Kind == reconcile.Symlink {
+		err = os.Symlink(a.Source.Target, tmp)
+	} else {
+		n, err = ap.copyFile(ctx, filepath.Join(srcRoot, filepath.FromSlash(a.Path)), tmp, a.Source)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return Outcome{}, err
+	}
+	// The source must still be the version we planned and copied.
+	if err := ap.expect(srcRoot, a.Path, a.Source, "source"); err != nil {
+		os.Remove(tmp)
+		return Outcome{}, err
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		os.Remove(tmp)
+		return Outcome{}, err
+	}
+	syncDir(filepath.Dir(dst))
+	p, err := ap.pair(a)
+	return Outcome{Pair: p, Bytes: n}, err
+}
+
+func (ap *Applier) copyFile(ctx context.Context, src, tmp string, want reconcile.Entry) (int64, error) {
+	in, err := os.Open(src)
+	if err != nil {
+		return 0, err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return 0, err
+	}
+	n, err := ap.copyData(ctx, out, in)
+	if err == nil {
+		err = out.Sync()
+	}
+	if err == nil {
+		// Best effort: 9p and SMB shares may refuse or ignore modes. The
+		// ancestor records what the destination really holds.
+		_ = out.Chmod(want.Mode)
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return n, err
+	}
+	mt := time.Unix(0, want.ModTime)
+	return n, os.Chtimes(tmp, mt, mt)
+}
+
+const chunk = 1 << 20
+
+func (ap *Applier) copyData(ctx context.Context, out io.Writer, in io.Reader) (int64, error) {
+	if ap.ChunkDelay == 0 {
+		return io.Copy(out, in)
+	}
+	var total int64
+	for {
+		if err := ctx.Err(); err != nil {
+			return total, err
+		}
+		n, err := io.CopyN(out, in, chunk)
+		total += n
+		if errors.Is(err, io.EOF) {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+		time.Sleep(ap.ChunkDelay)
+	}
+}
+
+func (ap *Applier) mkdir(a reconcile.Action) (Outcome, error) {
+	dst := filepath.Join(ap.root(a.To), filepath.FromSlash(a.Path))
+	if err := os.Mkdir(dst, 0o755); err != nil {
+		if fi, serr := os.Lstat(dst); serr != nil || !fi.IsDir() {
+			return Outcome{}, err
+		}
+	}
+	p, err := ap.pair(a)
+	return Outcome{Pair: p}, err
+}
+
+func (ap *Applier) remove(a reconcile.Action) error {
+	root := ap.root(a.To)
+	if err := ap.expect(root, a.Path, a.Dest, "destination"); err != nil {
+		return err
+	}
+	err := os.Remove(filepath.Join(root, filepath.FromSlash(a.Path)))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	return err
+}
+
+func (ap *Applier) rename(a reconcile.Action) error {
+	root := ap.root(a.To)
+	if err := ap.expect(root, a.Path, a.Dest, "conflicting version"); err != nil {
+		return err
+	}
+	to := filepath.Join(root, filepath.FromSlash(a.NewPath))
+	if _, err := os.Lstat(to); err == nil {
+		return fmt.Errorf("conflict name %s already exists", a.NewPath)
+	}
+	return os.Rename(filepath.Join(root, filepath.FromSlash(a.Path)), to)
+}
+
+// RemoveTemps deletes temp files an interrupted copy left on one side.
+func RemoveTemps(root string, temps []string) error {
+	var errs []error
+	for _, t := range temps {
+		if err := os.Remove(filepath.Join(root, filepath.FromSlash(t))); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func randomHex() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// syncDir makes a rename durable. Best effort: not every filesystem lets a
+// directory be fsynced.
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+}

@@ -1,0 +1,300 @@
+// Package sync is nasd's sync engine between the Windows directory and the
+// NFS export: a state-based three-way sync (like Unison or Mutagen). It keeps
+// the last synced state (the ancestor) in the state directory, scans both
+// sides, lets the pure reconcile package plan, and applies the plan with the
+// apply package. Change detection is a rescan timer (the Windows side, a 9p or
+// SMB share, fires no inotify events) plus inotify hints on the NFS side.
+//
+// The subpackages: reconcile (pure planning), scan (reading a tree), watch
+// (inotify hints), apply (atomic changes on disk), winname (names Windows
+// cannot hold).
+package sync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/nas-topology/nas-topology/nasimage/sync/apply"
+	"github.com/nas-topology/nas-topology/nasimage/sync/reconcile"
+	"github.com/nas-topology/nas-topology/nasimage/sync/scan"
+	"github.com/nas-topology/nas-topology/nasimage/sync/watch"
+	"github.com/nas-topology/nas-topology/nasimage/sync/winname"
+)
+
+// Defaults for Config's zero values.
+const (
+	DefaultRescanInterval     = time.Second
+	DefaultQuietPeriod        = 500 * time.Millisecond
+	DefaultFullRescanInterval = time.Minute
+	DefaultFlushTimeout       = 20 * time.Second
+)
+
+// Config says what to sync and how.
+type Config struct {
+	// WindowsDir is the Windows share (hostPath); NFSDir is the exported
+	// directory; StateDir keeps the ancestor.
+	WindowsDir, NFSDir, StateDir string
+	Role                         reconcile.Role
+	// Mirror makes an input export an exact copy of Windows (NFS-only files
+	// are removed).
+	Mirror bool
+	// RescanInterval is how often both sides are scanned without any event.
+	RescanInterval time.Duration
+	// QuietPeriod is how long an NFS path must go without events before it is
+	// copied (go-nfs writes a file in many open/write/close cycles).
+	QuietPeriod time.Duration
+	// FullRescanInterval bounds how long the NFS side's cached scan is
+	// trusted when watching reports nothing.
+	FullRescanInterval time.Duration
+	// FlushTimeout bounds the final sync after Run's context ends.
+	FlushTimeout time.Duration
+	// Excludes are glob patterns added to scan.DefaultExcludes.
+	Excludes []string
+	// DisableNFSWatch turns inotify off on the NFS side (scans on the timer
+	// only). WatchWindows turns it on for the Windows side, where it only
+	// helps if the share delivers events.
+	DisableNFSWatch bool
+	WatchWindows    bool
+
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+
+	copyChunkDelay time.Duration // fault tests: slow copies down
+}
+
+// Engine syncs one Windows directory with one export. It implements nasd's
+// Worker: Run(ctx, ready).
+type Engine struct {
+	cfg     Config
+	log     *slog.Logger
+	m       *metrics
+	ap      apply.Applier
+	ex      *scan.Excludes
+	anc     reconcile.Ancestor
+	nfsW    *watch.Watcher
+	winW    *watch.Watcher
+	started bool
+
+	nfsTree     reconcile.Tree
+	nfsScanned  time.Time
+	nfsDirty    bool
+	backoff     map[string]retry
+	skipped     map[string]string // names reported as unsyncable
+	blocked     map[string]bool
+	ancChanged  bool
+	lastSaved   time.Time
+	roundsTotal int
+}
+
+type retry struct {
+	next  time.Time
+	delay time.Duration
+}
+
+// New checks the configuration and registers the metrics.
+func New(cfg Config) (*Engine, error) {
+	if cfg.WindowsDir == "" || cfg.NFSDir == "" || cfg.StateDir == "" {
+		return nil, errors.New("sync: windows dir, nfs dir and state dir are required")
+	}
+	switch cfg.Role {
+	case reconcile.Input, reconcile.Backup, reconcile.Output:
+	default:
+		return nil, fmt.Errorf("sync: unknown role %d", cfg.Role)
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&cfg.RescanInterval, DefaultRescanInterval)
+	def(&cfg.QuietPeriod, DefaultQuietPeriod)
+	def(&cfg.FullRescanInterval, DefaultFullRescanInterval)
+	def(&cfg.FlushTimeout, DefaultFlushTimeout)
+	ex, err := scan.NewExcludes(append(append([]string{}, scan.DefaultExcludes...), cfg.Excludes...))
+	if err != nil {
+		return nil, fmt.Errorf("sync: %w", err)
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	reg := cfg.Registerer
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("sync: metrics: %w", err)
+	}
+	return &Engine{
+		cfg:     cfg,
+		log:     log.With("component", "sync", "role", cfg.Role.String()),
+		m:       m,
+		ap:      apply.Applier{Windows: cfg.WindowsDir, NFS: cfg.NFSDir, ChunkDelay: cfg.copyChunkDelay},
+		ex:      ex,
+		backoff: map[string]retry{},
+		skipped: map[string]string{},
+		blocked: map[string]bool{},
+	}, nil
+}
+
+// ParseRole reads a role name as nasd's flags and the Pulumi config spell it.
+func ParseRole(s string) (reconcile.Role, error) {
+	for _, r := range []reconcile.Role{reconcile.Input, reconcile.Backup, reconcile.Output} {
+		if r.String() == s {
+			return r, nil
+		}
+	}
+	return 0, fmt.Errorf("unknown role %q (want input, backup or output)", s)
+}
+
+// Run syncs until ctx ends: an initial sync, then ready(), then continuous
+// sync; after ctx ends it flushes pending changes (within FlushTimeout) and
+// returns.
+func (e *Engine) Run(ctx context.Context, ready func()) error {
+	if e.started {
+		return errors.New("sync: engine already ran")
+	}
+	e.started = true
+	anc, err := loadAncestor(e.cfg.StateDir, e.cfg.WindowsDir, e.cfg.NFSDir)
+	if err != nil {
+		e.log.Warn("ancestor unreadable, starting from scratch", "err", err)
+		anc = reconcile.Ancestor{}
+	}
+	e.anc = anc
+	if !e.cfg.DisableNFSWatch {
+		if e.nfsW, err = watch.New(e.cfg.NFSDir); err != nil {
+			return fmt.Errorf("sync: watch %s: %w", e.cfg.NFSDir, err)
+		}
+		defer e.nfsW.Close()
+	}
+	if e.cfg.WatchWindows {
+		if e.winW, err = watch.New(e.cfg.WindowsDir); err != nil {
+			return fmt.Errorf("sync: watch %s: %w", e.cfg.WindowsDir, err)
+		}
+		defer e.winW.Close()
+	}
+
+	start := time.Now()
+	for i := 0; i < 5; i++ {
+		r, err := e.round(ctx, i == 0, false)
+		if err != nil {
+			return err
+		}
+		if r.planned == 0 || ctx.Err() != nil {
+			break
+		}
+	}
+	e.log.Info("initial sync done", "paths", len(e.anc), "took", time.Since(start).Round(time.Millisecond))
+	if ready != nil {
+		ready()
+	}
+
+	tick := time.NewTicker(e.cfg.RescanInterval)
+	defer tick.Stop()
+	quiet := time.NewTimer(time.Hour)
+	quiet.Stop()
+	armed := time.Time{}
+	arm := func(d time.Duration) {
+		at := time.Now().Add(d)
+		if armed.IsZero() || at.Before(armed) {
+			armed = at
+			quiet.Reset(d)
+		}
+	}
+	for {
+		var r roundResult
+		var err error
+		select {
+		case <-ctx.Done():
+			return e.flush()
+		case <-tick.C:
+			r, err = e.round(ctx, false, true)
+		case <-e.nfsW.Changed():
+			e.nfsDirty = true
+			arm(e.cfg.QuietPeriod)
+			continue
+		case <-e.winW.Changed():
+			arm(e.cfg.QuietPeriod)
+			continue
+		case werr := <-e.nfsW.Errors():
+			e.log.Warn("watch error; relying on rescans", "err", werr)
+			continue
+		case <-quiet.C:
+			armed = time.Time{}
+			r, err = e.round(ctx, false, true)
+		}
+		if err != nil {
+			e.log.Error("sync round failed", "err", err)
+			e.m.errors.WithLabelValues("scan").Inc()
+		}
+		if r.wait > 0 {
+			arm(r.wait)
+		}
+	}
+}
+
+// flush runs the final rounds after shutdown began: nasd has stopped NFS
+// writes, so nothing is waited on for being busy.
+func (e *Engine) flush() error {
+	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.FlushTimeout)
+	defer cancel()
+	e.nfsDirty = true
+	var err error
+	for i := 0; i < 3; i++ {
+		var r roundResult
+		if r, err = e.round(ctx, false, false); err != nil || r.planned == 0 {
+			break
+		}
+	}
+	if serr := e.save(true); err == nil {
+		err = serr
+	}
+	if err != nil {
+		return fmt.Errorf("sync: flush: %w", err)
+	}
+	e.log.Info("sync flushed")
+	return nil
+}
+
+func (e *Engine) save(force bool) error {
+	if !e.ancChanged || !force && time.Since(e.lastSaved) < 5*time.Second {
+		return nil
+	}
+	if err := saveAncestor(e.cfg.StateDir, e.cfg.WindowsDir, e.cfg.NFSDir, e.anc); err != nil {
+		e.m.errors.WithLabelValues("save").Inc()
+		return fmt.Errorf("save ancestor: %w", err)
+	}
+	e.ancChanged = false
+	e.lastSaved = time.Now()
+	return nil
+}
+
+// skipNames reports NFS names Windows cannot hold, once per name.
+func (e *Engine) skipNames(w, n reconcile.Tree, skip map[string]string) {
+	bad := winname.Unsyncable(n, w, e.anc)
+	for p, why := range bad {
+		if _, seen := e.skipped[p]; !seen {
+			e.log.Warn("not synced to Windows: name Windows cannot hold", "path", p, "reason", why)
+		}
+		skip[p] = why
+	}
+	e.skipped = bad
+	e.m.skipped.Set(float64(len(bad)))
+}
+
+func (e *Engine) removeTemps(root string, temps []string) {
+	if len(temps) == 0 {
+		return
+	}
+	if err := apply.RemoveTemps(root, temps); err != nil {
+		e.log.Warn("removing temp files of an interrupted copy", "err", err)
+	} else {
+		e.log.Info("removed temp files of an interrupted copy", "root", root, "count", len(temps))
+	}
+}

@@ -1,0 +1,203 @@
+package sync
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nas-topology/nas-topology/nasimage/sync/reconcile"
+)
+
+func TestInputWindowsChangesReachNFS(t *testing.T) {
+	h := newHarness(t, testConfig(t, reconcile.Input))
+	write(t, h.win, "a.txt", "a1")
+	write(t, h.win, "d/e/f.txt", "f1")
+	write(t, h.win, "Thumbs.db", "explorer")
+	write(t, h.win, "~$report.docx", "office lock")
+	h.run()
+	// Ready means the initial sync is done: no waiting.
+	if got, want := tree(h.nfs), "a.txt=a1 d/ d/e/ d/e/f.txt=f1"; got != want {
+		t.Fatalf("after initial sync: %s, want %s", got, want)
+	}
+
+	write(t, h.win, "a.txt", "a2 longer")
+	write(t, h.win, "d/g/h.txt", "h1")
+	if err := os.Rename(filepath.Join(h.win, "d/e"), filepath.Join(h.win, "d/e2")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "changes, new dirs and a renamed dir", treeIs(h.nfs, "a.txt=a2 longer d/ d/e2/ d/e2/f.txt=f1 d/g/ d/g/h.txt=h1"))
+
+	if err := os.RemoveAll(filepath.Join(h.win, "d")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "deleted tree", treeIs(h.nfs, "a.txt=a2 longer"))
+}
+
+func TestInputLeavesNFSFilesAloneUnlessMirror(t *testing.T) {
+	for _, mirror := range []bool{false, true} {
+		t.Run(map[bool]string{false: "input", true: "mirror"}[mirror], func(t *testing.T) {
+			cfg := testConfig(t, reconcile.Input)
+			cfg.Mirror = mirror
+			h := newHarness(t, cfg)
+			write(t, h.win, "w.txt", "w")
+			write(t, h.nfs, "app-output.txt", "mine")
+			h.run()
+			write(t, h.nfs, "later.txt", "also mine")
+			write(t, h.win, "w2.txt", "w2")
+			want := "app-output.txt=mine later.txt=also mine w.txt=w w2.txt=w2"
+			if mirror {
+				want = "w.txt=w w2.txt=w2"
+			}
+			eventually(t, "nfs side", treeIs(h.nfs, want))
+			if got := tree(h.win); got != "w.txt=w w2.txt=w2" {
+				t.Fatalf("windows side changed: %s", got)
+			}
+		})
+	}
+}
+
+func TestOutputBothWays(t *testing.T) {
+	h := newHarness(t, testConfig(t, reconcile.Output))
+	write(t, h.win, "from-windows.txt", "w")
+	h.run()
+	eventually(t, "initial", treeIs(h.nfs, "from-windows.txt=w"))
+
+	// An app writes results through NFS: many small writes, then a rename.
+	f, err := os.Create(filepath.Join(h.nfs, "results.partial"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		f.WriteString(strings.Repeat("x", i))
+		time.Sleep(5 * time.Millisecond)
+	}
+	f.Close()
+	os.Rename(filepath.Join(h.nfs, "results.partial"), filepath.Join(h.nfs, "results.csv"))
+	write(t, h.nfs, "run1/log/out.txt", "log")
+	eventually(t, "nfs writes on windows", func() error {
+		if err := treeIs(h.win, "from-windows.txt=w results.csv=<190 bytes> run1/ run1/log/ run1/log/out.txt=log")(); err != nil {
+			return err
+		}
+		return sameContent(filepath.Join(h.win, "results.csv"), filepath.Join(h.nfs, "results.csv"))
+	})
+
+	// Windows edits and deletes; NFS deletes a tree.
+	write(t, h.win, "from-windows.txt", "w2")
+	os.Remove(filepath.Join(h.win, "results.csv"))
+	os.RemoveAll(filepath.Join(h.nfs, "run1"))
+	eventually(t, "both sides", func() error {
+		if err := treeIs(h.nfs, "from-windows.txt=w2")(); err != nil {
+			return err
+		}
+		return treeIs(h.win, "from-windows.txt=w2")()
+	})
+	if c := h.metric("nasd_sync_files_copied_total", "direction", "nfs_to_windows"); c < 2 {
+		t.Fatalf("files copied nfs->windows = %v", c)
+	}
+}
+
+// TestConflictKeepsBoth changes one file on both sides between two rounds.
+func TestConflictKeepsBoth(t *testing.T) {
+	h := newHarness(t, testConfig(t, reconcile.Output))
+	write(t, h.win, "report.txt", "v1")
+	h.round()
+	write(t, h.win, "report.txt", "windows-edit")
+	write(t, h.nfs, "report.txt", "nfs-edit-longer")
+	h.round()
+	h.round()
+	for _, root := range []string{h.win, h.nfs} {
+		got := tree(root)
+		parts := strings.Fields(got)
+		if len(parts) != 2 || parts[0] != "report.txt=nfs-edit-longer" ||
+			!strings.HasPrefix(parts[1], "report.txt.conflict-windows-") || !strings.HasSuffix(parts[1], "Z=windows-edit") {
+			t.Fatalf("%s: %s", root, got)
+		}
+	}
+	if c := h.metric("nasd_sync_conflicts_total"); c != 1 {
+		t.Fatalf("conflicts = %v", c)
+	}
+}
+
+func TestRestartKeepsAncestor(t *testing.T) {
+	h := newHarness(t, testConfig(t, reconcile.Output))
+	write(t, h.win, "keep.txt", "k")
+	write(t, h.win, "gone.txt", "g")
+	h.run()
+	eventually(t, "initial", treeIs(h.nfs, "gone.txt=g keep.txt=k"))
+	if err := h.stop(); err != nil {
+		t.Fatal(err)
+	}
+	// While nasd is down, Windows deletes a file: after the restart that is
+	// a deletion, not a new file on NFS to copy back.
+	os.Remove(filepath.Join(h.win, "gone.txt"))
+	h = newHarness(t, h.cfg)
+	h.run()
+	if got := tree(h.nfs); got != "keep.txt=k" {
+		t.Fatalf("nfs after restart: %s", got)
+	}
+	if got := tree(h.win); got != "keep.txt=k" {
+		t.Fatalf("windows after restart: %s", got)
+	}
+	if c := h.metric("nasd_sync_files_copied_total", "direction", "windows_to_nfs") + h.metric("nasd_sync_files_copied_total", "direction", "nfs_to_windows"); c != 0 {
+		t.Fatalf("restart copied %v files again", c)
+	}
+}
+
+func TestShutdownFlushes(t *testing.T) {
+	cfg := testConfig(t, reconcile.Output)
+	cfg.RescanInterval = time.Hour
+	cfg.DisableNFSWatch = true
+	h := newHarness(t, cfg)
+	h.run()
+	write(t, h.win, "late.txt", "written just before SIGTERM")
+	write(t, h.nfs, "result.txt", "r")
+	if err := h.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if got := tree(h.nfs); got != "late.txt=written just before SIGTERM result.txt=r" {
+		t.Fatalf("nfs: %s", got)
+	}
+	if got := tree(h.win); got != "late.txt=written just before SIGTERM result.txt=r" {
+		t.Fatalf("windows: %s", got)
+	}
+}
+
+func TestNamesWindowsCannotHoldAreSkipped(t *testing.T) {
+	h := newHarness(t, testConfig(t, reconcile.Output))
+	for _, p := range []string{"a:b.txt", "CON", "dir./x", "Case.txt", "case.txt", "fine.txt"} {
+		write(t, h.nfs, p, "x")
+	}
+	h.round()
+	h.round()
+	if got := tree(h.win); got != "Case.txt=x fine.txt=x" {
+		t.Fatalf("windows: %s", got)
+	}
+	if n := h.metric("nasd_sync_skipped_names"); n != 4 {
+		t.Fatalf("skipped names = %v", n)
+	}
+	if got := tree(h.nfs); !strings.Contains(got, "a:b.txt=x") {
+		t.Fatalf("nfs lost a skipped file: %s", got)
+	}
+}
+
+func TestSymlinksAndModes(t *testing.T) {
+	h := newHarness(t, testConfig(t, reconcile.Input))
+	write(t, h.win, "script.sh", "#!/bin/sh")
+	os.Chmod(filepath.Join(h.win, "script.sh"), 0o755)
+	os.Symlink("script.sh", filepath.Join(h.win, "link"))
+	mt := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
+	os.Chtimes(filepath.Join(h.win, "script.sh"), mt, mt)
+	h.round()
+	if got := tree(h.nfs); got != "link->script.sh script.sh=#!/bin/sh" {
+		t.Fatal(got)
+	}
+	fi, err := os.Stat(filepath.Join(h.nfs, "script.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o755 || !fi.ModTime().Equal(mt) {
+		t.Fatalf("mode %v mtime %v", fi.Mode(), fi.ModTime())
+	}
+}

@@ -1,0 +1,190 @@
+package sync
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/nas-topology/nas-topology/nasimage/sync/apply"
+	"github.com/nas-topology/nas-topology/nasimage/sync/reconcile"
+	"github.com/nas-topology/nas-topology/nasimage/sync/scan"
+)
+
+type roundResult struct {
+	planned int           // filesystem actions planned
+	failed  int           // of which failed (other than stale)
+	wait    time.Duration // when skipped paths may be retried
+}
+
+const maxBackoff = time.Minute
+
+// round is one scan-reconcile-apply pass. first removes temp files a killed
+// engine left; quiet skips NFS paths that are still being written.
+func (e *Engine) round(ctx context.Context, first, quiet bool) (roundResult, error) {
+	var res roundResult
+	now := time.Now()
+	e.roundsTotal++
+
+	t0 := time.Now()
+	ws, err := scan.Scan(e.cfg.WindowsDir, e.ex)
+	if err != nil {
+		return res, err
+	}
+	e.m.scanSeconds.WithLabelValues("windows").Observe(time.Since(t0).Seconds())
+
+	var ns scan.Result
+	if e.nfsW == nil || e.nfsDirty || e.nfsTree == nil || first || now.Sub(e.nfsScanned) >= e.cfg.FullRescanInterval {
+		e.nfsDirty = false
+		t0 = time.Now()
+		if ns, err = scan.Scan(e.cfg.NFSDir, e.ex); err != nil {
+			return res, err
+		}
+		e.m.scanSeconds.WithLabelValues("nfs").Observe(time.Since(t0).Seconds())
+		e.nfsTree, e.nfsScanned = ns.Tree, now
+	} else {
+		ns = scan.Result{Tree: e.nfsTree}
+	}
+	if first {
+		e.removeTemps(e.cfg.WindowsDir, ws.Temps)
+		e.removeTemps(e.cfg.NFSDir, ns.Temps)
+	}
+
+	skip := map[string]string{}
+	for p, why := range ws.Unreadable {
+		skip[p] = why
+	}
+	for p, why := range ns.Unreadable {
+		skip[p] = why
+	}
+	if e.cfg.Role == reconcile.Output {
+		e.skipNames(ws.Tree, ns.Tree, skip)
+	}
+	if quiet {
+		for _, w := range e.watchers() {
+			busy, wait := w.Busy(now, e.cfg.QuietPeriod)
+			for p, why := range busy {
+				skip[p] = why
+			}
+			res.wait = max(res.wait, wait)
+		}
+	}
+	for p, r := range e.backoff {
+		if now.Before(r.next) {
+			skip[p] = "retrying after an error"
+			if d := r.next.Sub(now); res.wait == 0 || d < res.wait {
+				res.wait = d
+			}
+		}
+	}
+
+	plan := reconcile.Reconcile(reconcile.State{Ancestor: e.anc, Windows: ws.Tree, NFS: ns.Tree, Skip: skip},
+		reconcile.Policy{Role: e.cfg.Role, Mirror: e.cfg.Mirror, Now: now})
+	for _, c := range plan.Conflicts {
+		e.log.Warn("conflict: both sides changed; the Windows version keeps a conflict name", "path", c.Path, "windows_version", c.Renamed)
+		e.m.conflicts.Inc()
+	}
+	blocked := map[string]bool{}
+	for _, p := range plan.Blocked {
+		blocked[p] = true
+		if !e.blocked[p] {
+			e.log.Warn("not synced: an NFS client keeps its own files in a directory of that name", "path", p)
+		}
+	}
+	e.blocked = blocked
+
+	for _, a := range plan.Actions {
+		if a.Op != reconcile.Record && a.Op != reconcile.Forget {
+			res.planned++
+		}
+	}
+	e.m.pending.Set(float64(res.planned))
+	pending := res.planned
+	failedTo := map[reconcile.Side]bool{}
+	for _, a := range plan.Actions {
+		switch a.Op {
+		case reconcile.Record:
+			e.anc[a.Path] = a.Pair
+			e.ancChanged = true
+			continue
+		case reconcile.Forget:
+			delete(e.anc, a.Path)
+			e.ancChanged = true
+			continue
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		out, err := e.ap.Apply(ctx, a)
+		pending--
+		e.m.pending.Set(float64(pending))
+		if err != nil {
+			failedTo[a.To] = true
+			if errors.Is(err, apply.ErrStale) {
+				e.log.Debug("changed during sync; will retry", "err", err)
+				res.wait = e.cfg.QuietPeriod
+				continue
+			}
+			res.failed++
+			e.fail(a, err, now)
+			continue
+		}
+		delete(e.backoff, a.Path)
+		if a.To == reconcile.NFS {
+			e.nfsDirty = true
+		}
+		switch a.Op {
+		case reconcile.Copy:
+			e.m.files.WithLabelValues(direction(a.To)).Inc()
+			e.m.bytes.WithLabelValues(direction(a.To)).Add(float64(out.Bytes))
+			e.anc[a.Path] = out.Pair
+		case reconcile.Mkdir:
+			e.anc[a.Path] = out.Pair
+		case reconcile.Remove:
+			delete(e.anc, a.Path)
+		}
+		e.ancChanged = true
+		if err := e.save(false); err != nil {
+			e.log.Error("saving sync state", "err", err)
+		}
+	}
+	if err := e.save(true); err != nil {
+		return res, err
+	}
+	if ctx.Err() == nil {
+		for _, s := range []reconcile.Side{reconcile.Windows, reconcile.NFS} {
+			if !failedTo[s] {
+				e.m.lastSync.WithLabelValues(direction(s)).SetToCurrentTime()
+			}
+		}
+	}
+	if res.planned > 0 {
+		e.log.Debug("sync round", "planned", res.planned, "failed", res.failed)
+	}
+	return res, nil
+}
+
+// fail reports an error and backs the path off (1 s, doubling, at most a
+// minute) so a permanent error is retried, not looped on.
+func (e *Engine) fail(a reconcile.Action, err error, now time.Time) {
+	r := e.backoff[a.Path]
+	r.delay = min(max(2*r.delay, time.Second), maxBackoff)
+	r.next = now.Add(r.delay)
+	e.backoff[a.Path] = r
+	e.log.Error("sync action failed; will retry", "op", a.Op.String(), "path", a.Path, "to", a.To.String(), "retry_in", r.delay, "err", err)
+	e.m.errors.WithLabelValues(a.Op.String()).Inc()
+}
+
+func (e *Engine) watchers() []busyWatcher {
+	var ws []busyWatcher
+	if e.nfsW != nil {
+		ws = append(ws, e.nfsW)
+	}
+	if e.winW != nil {
+		ws = append(ws, e.winW)
+	}
+	return ws
+}
+
+type busyWatcher interface {
+	Busy(now time.Time, quiet time.Duration) (map[string]string, time.Duration)
+}

@@ -1,0 +1,191 @@
+// Package scan reads one side of the sync (a directory tree) into a
+// reconcile.Tree: a full scan is what decides what changed; watch events only
+// say when to scan.
+package scan
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"github.com/nas-topology/nas-topology/nasimage/sync/reconcile"
+)
+
+// TempPrefix starts the names of the applier's temp files. Scans never report
+// them as entries; a scan lists them in Result.Temps so a restarted engine
+// can remove what a killed one left behind.
+const (
+	TempPrefix = ".nasd-sync-"
+	TempSuffix = ".tmp"
+)
+
+// DefaultExcludes are never synced: Windows Explorer and Office droppings and
+// our own temp files.
+var DefaultExcludes = []string{"Thumbs.db", "desktop.ini", "~$*", ".~lock.*#", "$RECYCLE.BIN", "System Volume Information"}
+
+// Excludes matches paths not to sync. A pattern without '/' matches a name at
+// any depth; one with '/' matches the whole relative path. Matching ignores
+// case, as Windows does.
+type Excludes struct {
+	names, paths []string
+}
+
+// NewExcludes validates the glob patterns (path.Match syntax).
+func NewExcludes(patterns []string) (*Excludes, error) {
+	ex := &Excludes{}
+	for _, p := range patterns {
+		p = strings.ToLower(strings.Trim(p, "/"))
+		if p == "" {
+			continue
+		}
+		if _, err := path.Match(p, ""); err != nil {
+			return nil, errors.New("exclude pattern " + p + ": " + err.Error())
+		}
+		if strings.Contains(p, "/") {
+			ex.paths = append(ex.paths, p)
+		} else {
+			ex.names = append(ex.names, p)
+		}
+	}
+	return ex, nil
+}
+
+// Match reports whether the entry at rel (with base name name) is excluded.
+func (ex *Excludes) Match(rel, name string) bool {
+	if ex == nil {
+		return false
+	}
+	if len(ex.names) > 0 {
+		name = strings.ToLower(name)
+		for _, p := range ex.names {
+			if ok, _ := path.Match(p, name); ok {
+				return true
+			}
+		}
+	}
+	if len(ex.paths) > 0 {
+		rel = strings.ToLower(rel)
+		for _, p := range ex.paths {
+			if ok, _ := path.Match(p, rel); ok {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// IsTemp reports whether name is one of the applier's temp files.
+func IsTemp(name string) bool {
+	return strings.HasPrefix(name, TempPrefix) && strings.HasSuffix(name, TempSuffix)
+}
+
+// Result is one side's tree and what the scan could not see.
+type Result struct {
+	Tree reconcile.Tree
+	// Temps are our temp files left by an interrupted copy.
+	Temps []string
+	// Unreadable maps directories that could not be listed to the error: their
+	// subtree is unknown, not empty, and must not be read as deleted.
+	Unreadable map[string]string
+}
+
+// Scan walks root. Entries that vanish during the walk are left out; root
+// itself must exist.
+func Scan(root string, ex *Excludes) (Result, error) {
+	if _, err := os.Stat(root); err != nil {
+		return Result{}, err
+	}
+	s := scanner{root: root, ex: ex, res: Result{Tree: reconcile.Tree{}, Unreadable: map[string]string{}}}
+	s.dir("")
+	return s.res, nil
+}
+
+type scanner struct {
+	root string
+	ex   *Excludes
+	res  Result
+}
+
+func (s *scanner) dir(rel string) {
+	entries, err := os.ReadDir(filepath.Join(s.root, filepath.FromSlash(rel)))
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) && rel != "" {
+			delete(s.res.Tree, rel)
+			return
+		}
+		s.res.Unreadable[rel] = err.Error()
+		return
+	}
+	for _, de := range entries {
+		name := de.Name()
+		p := name
+		if rel != "" {
+			p = rel + "/" + name
+		}
+		if IsTemp(name) {
+			s.res.Temps = append(s.res.Temps, p)
+			continue
+		}
+		if s.ex.Match(p, name) {
+			continue
+		}
+		fi, err := de.Info()
+		if err != nil {
+			continue // vanished
+		}
+		e, ok := entryOf(fi)
+		if !ok {
+			continue // sockets, devices, fifos: not synced
+		}
+		if e.Kind == reconcile.Symlink {
+			if e.Target, err = os.Readlink(filepath.Join(s.root, filepath.FromSlash(p))); err != nil {
+				continue
+			}
+		}
+		s.res.Tree[p] = e
+		if e.Kind == reconcile.Dir {
+			s.dir(p)
+		}
+	}
+}
+
+func entryOf(fi fs.FileInfo) (reconcile.Entry, bool) {
+	e := reconcile.Entry{Mode: fi.Mode().Perm(), ModTime: fi.ModTime().UnixNano()}
+	switch t := fi.Mode().Type(); {
+	case t == 0:
+		e.Kind, e.Size = reconcile.File, fi.Size()
+	case t == fs.ModeDir:
+		e.Kind, e.Mode, e.ModTime = reconcile.Dir, 0, 0
+	case t == fs.ModeSymlink:
+		e.Kind, e.Mode = reconcile.Symlink, 0
+	default:
+		return e, false
+	}
+	return e, true
+}
+
+// Stat returns the entry at rel under root as a scan would record it:
+// Absent when nothing is there.
+func Stat(root, rel string) (reconcile.Entry, error) {
+	full := filepath.Join(root, filepath.FromSlash(rel))
+	fi, err := os.Lstat(full)
+	if errors.Is(err, fs.ErrNotExist) {
+		return reconcile.Entry{}, nil
+	}
+	if err != nil {
+		return reconcile.Entry{}, err
+	}
+	e, ok := entryOf(fi)
+	if !ok {
+		return reconcile.Entry{}, errors.New(full + ": not a file, directory or symlink")
+	}
+	if e.Kind == reconcile.Symlink {
+		if e.Target, err = os.Readlink(full); err != nil {
+			return reconcile.Entry{}, err
+		}
+	}
+	return e, nil
+}
