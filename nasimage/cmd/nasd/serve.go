@@ -1,0 +1,265 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/nas-topology/nas-topology/nasimage/nfsfs"
+	"github.com/nas-topology/nas-topology/nasimage/ops"
+	"github.com/nas-topology/nas-topology/nasimage/rpc"
+)
+
+// Worker runs beside the NFS server for the life of `nasd serve` (the sync
+// engine is one). Run calls ready once it is ready to serve (e.g. after the
+// initial sync): /readyz answers 200 when every worker has. When ctx is
+// cancelled (SIGTERM, after NFS calls have drained) Run must flush and
+// return within the shutdown grace period.
+type Worker interface {
+	Run(ctx context.Context, ready func()) error
+}
+
+// Env is what `nasd serve` gives an extension to build its worker.
+type Env struct {
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer // for the worker's metrics
+	ExportDir  string                // the directory served over NFS
+	StateDir   string                // the worker may keep state in a subdirectory
+	Role       string                // input, backup or output
+	ReadOnly   bool                  // the NFS export refuses writes
+}
+
+// extension adds flags and optionally a worker to `nasd serve`. Other
+// files of this package call registerExtension from init.
+type extension struct {
+	name string
+	// flags registers the extension's flags (may be nil).
+	flags func(fs *flag.FlagSet)
+	// worker builds the worker once flags are parsed; (nil, nil) means the
+	// extension has nothing to run with these flags.
+	worker func(env Env) (Worker, error)
+}
+
+var extensions []extension
+
+func registerExtension(e extension) { extensions = append(extensions, e) }
+
+// listening reports the bound addresses (for tests).
+type listening struct{ nfs, portmap, http net.Addr }
+
+// serve runs `nasd serve` until ctx is cancelled (SIGTERM), then shuts
+// down gracefully and returns nil. started, if not nil, is called once the
+// listeners are bound.
+func serve(ctx context.Context, args []string, stderr io.Writer, started func(listening)) error {
+	var f serveFlags
+	fs := flag.NewFlagSet("nasd serve", flag.ContinueOnError)
+	f.register(fs)
+	for _, e := range extensions {
+		if e.flags != nil {
+			e.flags(fs)
+		}
+	}
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return err
+	}
+	log, err := ops.NewLogger(stderr, f.logFormat, f.logLevel)
+	if err != nil {
+		return err
+	}
+	cfg, err := f.exportConfig(fs)
+	if err != nil {
+		return err
+	}
+
+	key, err := nfsfs.LoadOrCreateKey(f.state)
+	if err != nil {
+		return fmt.Errorf("handle secret: %w", err)
+	}
+	handler, err := nfsfs.NewHandler(f.export, cfg, key)
+	if err != nil {
+		return err
+	}
+	reg := ops.NewRegistry()
+	ready := ops.NewReadiness("nfs")
+
+	env := Env{Logger: log, Registerer: reg, ExportDir: f.export, StateDir: f.state, Role: f.role, ReadOnly: cfg.ReadOnly}
+	type namedWorker struct {
+		name string
+		w    Worker
+	}
+	var workers []namedWorker
+	for _, e := range extensions {
+		if e.worker == nil {
+			continue
+		}
+		w, err := e.worker(env)
+		if err != nil {
+			return fmt.Errorf("%s: %w", e.name, err)
+		}
+		if w != nil {
+			workers = append(workers, namedWorker{e.name, w})
+			ready.Add(e.name)
+		}
+	}
+
+	front := rpc.NewServer(rpc.Config{
+		Export:        rpc.Export{Path: f.exportPath, Networks: cfg.Networks, ReadOnly: cfg.ReadOnly},
+		Handler:       handler,
+		Handles:       handler,
+		Commit:        handler.Commit,
+		NFSPort:       f.advertisePort,
+		PortmapPort:   f.advertisePmap,
+		AdvertiseHost: f.advertiseHost,
+		MaxRecord:     f.maxRecord,
+		Backends:      f.backends,
+		Logger:        log.With("component", "rpc"),
+		Metrics:       rpc.NewMetrics(reg),
+	})
+
+	// Bind everything before serving anything, so a bad address fails fast.
+	var lis listening
+	nfsL, err := net.Listen("tcp", f.listen)
+	if err != nil {
+		return err
+	}
+	lis.nfs = nfsL.Addr()
+	var pmapL, httpL net.Listener
+	closeAll := func() {
+		for _, l := range []net.Listener{nfsL, pmapL, httpL} {
+			if l != nil {
+				l.Close()
+			}
+		}
+	}
+	if f.portmapListen != "" {
+		if pmapL, err = net.Listen("tcp", f.portmapListen); err != nil {
+			closeAll()
+			return err
+		}
+		lis.portmap = pmapL.Addr()
+	}
+	if f.httpListen != "" {
+		if httpL, err = net.Listen("tcp", f.httpListen); err != nil {
+			closeAll()
+			return err
+		}
+		lis.http = httpL.Addr()
+	}
+
+	var opsSrv *ops.Server
+	if httpL != nil {
+		opsSrv = ops.Serve(httpL, ops.Handler(ready, reg), log)
+	}
+	go func() { _ = front.Serve(nfsL) }()
+	if pmapL != nil {
+		go func() { _ = front.ServePortmap(pmapL) }()
+	}
+	ready.Set("nfs", true)
+	log.Info("serving", "export", f.export, "export_path", f.exportPath, "options", cfg.String(),
+		"allow", f.allow, "role", f.role, "nfs", addrString(lis.nfs), "portmap", addrString(lis.portmap),
+		"http", addrString(lis.http), "workers", len(workers))
+	if started != nil {
+		started(lis)
+	}
+
+	// Workers run until shutdown; one failing stops the server.
+	workCtx, cancelWork := context.WithCancel(context.Background())
+	defer cancelWork()
+	failed := make(chan error, len(workers))
+	var wg sync.WaitGroup
+	for _, nw := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var once sync.Once
+			err := nw.w.Run(workCtx, func() {
+				once.Do(func() {
+					log.Info("worker ready", "worker", nw.name)
+					ready.Set(nw.name, true)
+				})
+			})
+			if err != nil && workCtx.Err() == nil {
+				failed <- fmt.Errorf("worker %s: %w", nw.name, err)
+			}
+		}()
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down", "grace", f.grace)
+	case runErr = <-failed:
+		log.Error("worker failed, shutting down", "err", runErr)
+	}
+	ready.Add("shutdown") // /readyz fails from now on
+	deadline, cancel := context.WithTimeout(context.Background(), f.grace)
+	defer cancel()
+
+	// 1. stop accepting NFS, finish calls in flight.
+	if err := front.Shutdown(deadline); err != nil {
+		log.Warn("NFS calls still running at the deadline were cut", "err", err)
+	}
+	// 2. let the workers flush.
+	cancelWork()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-deadline.Done():
+		log.Warn("workers did not stop within the shutdown grace period")
+	}
+	// 3. operations endpoint last, so probes see the shutdown.
+	if opsSrv != nil {
+		sctx, scancel := context.WithTimeout(context.Background(), time.Second)
+		_ = opsSrv.Shutdown(sctx)
+		scancel()
+	}
+	log.Info("stopped")
+	return runErr
+}
+
+// exportConfig turns flags into export options.
+func (f *serveFlags) exportConfig(fs *flag.FlagSet) (nfsfs.Options, error) {
+	if f.export == "" {
+		return nfsfs.Options{}, errors.New("--export (NASD_EXPORT) is required")
+	}
+	opts, err := nfsfs.ParseOptions(f.options)
+	if err != nil {
+		return opts, err
+	}
+	if isSet(fs, "fsid") {
+		opts.FSID = f.fsid
+	}
+	switch f.role {
+	case "input", "output":
+	case "backup":
+		opts.ReadOnly = true // the backup NAS is exported read-only, always
+	default:
+		return opts, fmt.Errorf("--role %q: want input, backup or output", f.role)
+	}
+	if opts.Networks, err = nfsfs.ParseNetworks(f.allow); err != nil {
+		return opts, err
+	}
+	return opts, nil
+}
+
+func isSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
+func addrString(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	return a.String()
+}

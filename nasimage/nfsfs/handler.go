@@ -1,0 +1,209 @@
+package nfsfs
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"io/fs"
+	"math"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+
+	"github.com/go-git/go-billy/v5"
+	"github.com/go-git/go-billy/v5/osfs"
+	nfs "github.com/willscott/go-nfs"
+)
+
+// Handler serves one exported directory to go-nfs. It implements
+// nfs.Handler, nfs.CachingHandler (directory listings for READDIR paging)
+// and what the RPC front door needs (Root, Check, Commit).
+type Handler struct {
+	root  string
+	fs    *exportFS
+	opts  Options
+	codec *HandleCodec
+	index *handleIndex
+	lists listingCache
+}
+
+// NewHandler exports the directory root with opts; key is the handle
+// secret (see LoadOrCreateKey).
+func NewHandler(root string, opts Options, key []byte) (*Handler, error) {
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return nil, err
+	}
+	// Resolve the root itself once: BoundOS compares resolved paths.
+	if abs, err = filepath.EvalSymlinks(abs); err != nil {
+		return nil, err
+	}
+	if st, err := os.Stat(abs); err != nil || !st.IsDir() {
+		return nil, fmt.Errorf("export %s: not a directory", root)
+	}
+	bound := osfs.New(abs, osfs.WithBoundOS())
+	return &Handler{
+		root:  abs,
+		fs:    &exportFS{Filesystem: bound, root: abs, opts: opts},
+		opts:  opts,
+		codec: NewHandleCodec(key, opts.FSID),
+		index: newHandleIndex(abs),
+	}, nil
+}
+
+// Filesystem is the confined filesystem go-nfs operates on.
+func (h *Handler) Filesystem() billy.Filesystem { return h.fs }
+
+// Mount is part of nfs.Handler; the front door answers MOUNT itself, so
+// this is only reached when go-nfs is used directly.
+func (h *Handler) Mount(context.Context, net.Conn, nfs.MountRequest) (nfs.MountStatus, billy.Filesystem, []nfs.AuthFlavor) {
+	return nfs.MountStatusOk, h.fs, []nfs.AuthFlavor{nfs.AuthFlavorNull}
+}
+
+// Change returns nil for read-only exports: go-nfs then refuses SETATTR.
+func (h *Handler) Change(billy.Filesystem) billy.Change {
+	if h.opts.ReadOnly {
+		return nil
+	}
+	return h.fs
+}
+
+// FSStat reports the export's filesystem usage.
+func (h *Handler) FSStat(_ context.Context, _ billy.Filesystem, s *nfs.FSStat) error {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(h.root, &st); err != nil {
+		return err
+	}
+	bs := uint64(st.Bsize)
+	s.TotalSize, s.FreeSize, s.AvailableSize = st.Blocks*bs, st.Bfree*bs, st.Bavail*bs
+	s.TotalFiles, s.FreeFiles, s.AvailableFiles = st.Files, st.Ffree, st.Ffree
+	return nil
+}
+
+// ToHandle returns the stable handle of path and remembers it.
+func (h *Handler) ToHandle(_ billy.Filesystem, path []string) []byte {
+	id := IDOf(path)
+	h.index.put(id, path)
+	return h.codec.Encode(id)
+}
+
+// FromHandle resolves a handle to its path. A handle that is forged, from
+// another export, or names a file that no longer exists is an error, which
+// go-nfs answers with NFS3ERR_STALE (the front door answers BADHANDLE for
+// forged ones before go-nfs sees them).
+func (h *Handler) FromHandle(fh []byte) (billy.Filesystem, []string, error) {
+	id, err := h.codec.Decode(fh)
+	if err != nil {
+		return nil, nil, err
+	}
+	p, ok := h.index.lookup(id)
+	if !ok {
+		return nil, nil, ErrStale
+	}
+	if _, err := os.Lstat(filepath.Join(h.root, p)); err != nil {
+		h.index.forget(id)
+		return nil, nil, ErrStale
+	}
+	return h.fs, splitPath(p), nil
+}
+
+// InvalidateHandle forgets a removed or renamed file.
+func (h *Handler) InvalidateHandle(_ billy.Filesystem, fh []byte) error {
+	if id, err := h.codec.Decode(fh); err == nil {
+		h.index.forget(id)
+	}
+	return nil
+}
+
+// HandleLimit is unbounded: handles are not cached state that could be
+// evicted. (go-nfs uses half of it to bound READDIR answers.)
+func (h *Handler) HandleLimit() int { return math.MaxInt32 }
+
+// Root is the handle of the export root.
+func (h *Handler) Root() []byte { return h.ToHandle(h.fs, nil) }
+
+// Check authenticates a handle without touching the filesystem.
+func (h *Handler) Check(fh []byte) error {
+	_, err := h.codec.Decode(fh)
+	return err
+}
+
+// Commit makes a file's data durable (NFSv3 COMMIT). With `sync` every
+// WRITE is already durable; with `async` this is where data reaches disk.
+func (h *Handler) Commit(fh []byte) error {
+	if h.opts.Sync || h.opts.ReadOnly {
+		return nil
+	}
+	_, path, err := h.FromHandle(fh)
+	if err != nil {
+		return nil // go-nfs answers STALE
+	}
+	f, err := h.fs.Filesystem.OpenFile(filepath.Join(path...), os.O_RDONLY, 0)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	if s, ok := f.(interface{ Sync() error }); ok {
+		return s.Sync()
+	}
+	return nil
+}
+
+// IndexSize is the number of handles the index knows (for tests and
+// metrics).
+func (h *Handler) IndexSize() int { return h.index.len() }
+
+// VerifierFor remembers a directory listing so that the following READDIR
+// pages (which carry the verifier) reuse it instead of re-reading and
+// re-sorting the directory: paging a 100,000-entry directory stays linear.
+func (h *Handler) VerifierFor(path string, contents []fs.FileInfo) uint64 {
+	sum := sha256.New()
+	sum.Write([]byte(path))
+	for _, c := range contents {
+		sum.Write([]byte(c.Name()))
+		_ = binary.Write(sum, binary.BigEndian, c.ModTime().UnixNano())
+	}
+	v := binary.BigEndian.Uint64(sum.Sum(nil))
+	h.lists.put(v, contents)
+	return v
+}
+
+// DataForVerifier returns a listing remembered by VerifierFor.
+func (h *Handler) DataForVerifier(_ string, v uint64) []fs.FileInfo { return h.lists.get(v) }
+
+// listingCache keeps the last few directory listings.
+type listingCache struct {
+	mu      sync.Mutex
+	entries [8]struct {
+		v    uint64
+		list []fs.FileInfo
+	}
+	next int
+}
+
+func (c *listingCache) put(v uint64, list []fs.FileInfo) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := range c.entries {
+		if c.entries[i].v == v {
+			c.entries[i].list = list
+			return
+		}
+	}
+	c.entries[c.next].v, c.entries[c.next].list = v, list
+	c.next = (c.next + 1) % len(c.entries)
+}
+
+func (c *listingCache) get(v uint64) []fs.FileInfo {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, e := range c.entries {
+		if e.v == v && e.list != nil {
+			return e.list
+		}
+	}
+	return nil
+}

@@ -1,0 +1,123 @@
+// Package ops is nasd's operations surface: /healthz, /readyz and the
+// Prometheus /metrics endpoint, and the slog logger setup.
+package ops
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Readiness is a set of named conditions that must all hold before /readyz
+// answers 200 (e.g. "nfs" once listening, "sync" after the initial sync).
+type Readiness struct {
+	mu      sync.Mutex
+	pending map[string]bool // name -> ready
+}
+
+// NewReadiness returns a Readiness waiting for the named conditions.
+func NewReadiness(names ...string) *Readiness {
+	r := &Readiness{pending: map[string]bool{}}
+	for _, n := range names {
+		r.pending[n] = false
+	}
+	return r
+}
+
+// Add registers one more condition (not yet ready).
+func (r *Readiness) Add(name string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.pending[name] = false
+}
+
+// Set marks a condition ready or not.
+func (r *Readiness) Set(name string, ready bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.pending[name] = ready
+}
+
+// Ready reports whether every condition holds, and which do not.
+func (r *Readiness) Ready() (bool, []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var waiting []string
+	for n, ok := range r.pending {
+		if !ok {
+			waiting = append(waiting, n)
+		}
+	}
+	return len(waiting) == 0, waiting
+}
+
+// NewRegistry returns a Prometheus registry with the Go and process
+// collectors.
+func NewRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+// Handler serves /healthz, /readyz and /metrics.
+func Handler(ready *Readiness, gatherer prometheus.Gatherer) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		ok, waiting := ready.Ready()
+		if !ok {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintf(w, "waiting for: %s\n", strings.Join(waiting, ", "))
+			return
+		}
+		io.WriteString(w, "ready\n")
+	})
+	mux.Handle("/metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+	return mux
+}
+
+// Server is the operations HTTP server.
+type Server struct{ srv *http.Server }
+
+// Serve starts serving h on l in the background.
+func Serve(l net.Listener, h http.Handler, log *slog.Logger) *Server {
+	s := &Server{srv: &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}}
+	go func() {
+		if err := s.srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("operations HTTP server stopped", "err", err)
+		}
+	}()
+	return s
+}
+
+// Shutdown stops the server gracefully.
+func (s *Server) Shutdown(ctx context.Context) error { return s.srv.Shutdown(ctx) }
+
+// NewLogger returns the process logger: JSON or text on w at level.
+func NewLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("log level %q: %w", level, err)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("log format %q: want json or text", format)
+}

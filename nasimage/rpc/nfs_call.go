@@ -1,0 +1,206 @@
+package rpc
+
+import (
+	"encoding/binary"
+	"errors"
+	"time"
+)
+
+// NFSv3 (RFC 1813) calls: the front door checks what go-nfs cannot (file
+// handle authenticity, read-only exports, client networks, durable COMMIT)
+// and hands the rest to go-nfs.
+
+const (
+	nfsProcNull   = 0
+	nfsProcRead   = 6
+	nfsProcWrite  = 7
+	nfsProcCommit = 21
+	nfsProcCount  = 22
+
+	nfs3OK          = 0
+	nfs3ErrIO       = 5
+	nfs3ErrROFS     = 30
+	nfs3ErrStale    = 70
+	nfs3ErrBadHandl = 10001
+
+	nfs3FHSize = 64
+)
+
+var nfsProcNames = [nfsProcCount]string{
+	"NULL", "GETATTR", "SETATTR", "LOOKUP", "ACCESS", "READLINK", "READ", "WRITE",
+	"CREATE", "MKDIR", "SYMLINK", "MKNOD", "REMOVE", "RMDIR", "RENAME", "LINK",
+	"READDIR", "READDIRPLUS", "FSSTAT", "FSINFO", "PATHCONF", "COMMIT",
+}
+
+// nfsFailWords is, per procedure, how many XDR words follow the status in
+// its failure result: 1 per empty post_op_attr, 2 per empty wcc_data.
+var nfsFailWords = [nfsProcCount]int{
+	0, 0, 2, 1, 1, 1, 1, 2, // NULL GETATTR SETATTR LOOKUP ACCESS READLINK READ WRITE
+	2, 2, 2, 2, 2, 2, 4, 3, // CREATE MKDIR SYMLINK MKNOD REMOVE RMDIR RENAME LINK
+	1, 1, 1, 1, 1, 2, // READDIR READDIRPLUS FSSTAT FSINFO PATHCONF COMMIT
+}
+
+// nfsMutating marks the procedures a read-only export refuses.
+var nfsMutating = [nfsProcCount]bool{
+	2: true, 7: true, 8: true, 9: true, 10: true, 11: true, 12: true, 13: true, 14: true, 15: true,
+}
+
+// nfsFailure is an accepted reply carrying an NFS error status and the
+// procedure's empty failure attributes.
+func nfsFailure(xid, proc, status uint32) []byte {
+	w := xdrWriter{}
+	w.uint32(status)
+	for range nfsFailWords[proc] {
+		w.uint32(0)
+	}
+	return successReply(xid, w.buf)
+}
+
+// statusError lets a Handles implementation choose the NFS status.
+type statusError interface{ NFSStatus() uint32 }
+
+func (s *Server) nfs(c *conn, call Call, rec []byte, start time.Time) {
+	if call.Vers != 3 {
+		c.reply(progMismatchReply(call.XID, 3, 3))
+		s.m.observe("nfs", "-", "PROG_MISMATCH", start)
+		return
+	}
+	if call.Proc >= nfsProcCount {
+		c.reply(acceptedReply(call.XID, acceptProcUnavail, nil))
+		s.m.observe("nfs", "-", "PROC_UNAVAIL", start)
+		return
+	}
+	proc := nfsProcNames[call.Proc]
+	if !c.allowed {
+		// A client outside the allowed networks may ask the portmapper and
+		// MOUNT EXPORT, but gets no file access: refuse and hang up.
+		c.reply(authErrorReply(call.XID, authTooWeak))
+		s.m.observe("nfs", proc, "AUTH_ERROR", start)
+		c.closing.Store(true)
+		return
+	}
+	if call.Proc == nfsProcNull {
+		c.reply(successReply(call.XID, nil))
+		s.m.observe("nfs", proc, "OK", start)
+		return
+	}
+	r := xdrReader{buf: call.Args}
+	fh := r.opaque(nfs3FHSize)
+	if r.err != nil {
+		c.reply(acceptedReply(call.XID, acceptGarbageArgs, nil))
+		s.m.observe("nfs", proc, "GARBAGE_ARGS", start)
+		return
+	}
+	fail := func(status uint32) {
+		c.reply(nfsFailure(call.XID, call.Proc, status))
+		s.m.observe("nfs", proc, nfsStatusName(status), start)
+	}
+	if err := s.cfg.Handles.Check(fh); err != nil {
+		status := uint32(nfs3ErrBadHandl)
+		var se statusError
+		if errors.As(err, &se) {
+			status = se.NFSStatus()
+		}
+		fail(status)
+		return
+	}
+	if s.cfg.Export.ReadOnly && nfsMutating[call.Proc] {
+		fail(nfs3ErrROFS)
+		return
+	}
+	if call.Proc == nfsProcCommit && s.cfg.Commit != nil {
+		if err := s.cfg.Commit(fh); err != nil {
+			s.log.Warn("COMMIT failed", "err", err)
+			fail(nfs3ErrIO)
+			return
+		}
+	}
+	if call.Proc == nfsProcWrite {
+		// WRITE3args: file, offset (8), count (4), stable, data.
+		if r.off+12 <= len(call.Args) {
+			s.m.writtenBytes.Add(float64(binary.BigEndian.Uint32(call.Args[r.off+8:])))
+		}
+	}
+
+	bc, err := s.backends.acquire()
+	if err != nil {
+		c.reply(acceptedReply(call.XID, acceptSystemErr, nil))
+		s.m.observe("nfs", proc, "SYSTEM_ERR", start)
+		return
+	}
+	c.inflight.Add(1)
+	s.m.inflight.Inc()
+	go func() {
+		defer c.inflight.Done()
+		defer s.m.inflight.Dec()
+		rep, err := bc.roundTrip(rec)
+		s.backends.release(bc, err == nil)
+		if err != nil {
+			s.log.Error("go-nfs call failed", "proc", proc, "err", err)
+			c.reply(acceptedReply(call.XID, acceptSystemErr, nil))
+			s.m.observe("nfs", proc, "SYSTEM_ERR", start)
+			return
+		}
+		c.reply(rep)
+		s.m.observe("nfs", proc, s.nfsReplyStatus(call.Proc, rep), start)
+	}()
+}
+
+// nfsReplyStatus names the outcome of a go-nfs reply for metrics and counts
+// the bytes a READ returned.
+func (s *Server) nfsReplyStatus(proc uint32, rep []byte) string {
+	stat, body, ok := replyBody(rep)
+	if !ok {
+		return "DENIED"
+	}
+	if stat != acceptSuccess {
+		return acceptStatName(stat)
+	}
+	r := xdrReader{buf: body}
+	status := r.uint32()
+	if r.err != nil {
+		return "GARBAGE_REPLY"
+	}
+	if proc == nfsProcRead && status == nfs3OK {
+		// READ3resok: post_op_attr (bool + 84-byte fattr3), count, ...
+		if r.uint32() == 1 {
+			r.off += 84
+		}
+		if n := r.uint32(); r.err == nil {
+			s.m.readBytes.Add(float64(n))
+		}
+	}
+	return nfsStatusName(status)
+}
+
+var nfsStatusNames = map[uint32]string{
+	0: "OK", 1: "PERM", 2: "NOENT", 5: "IO", 6: "NXIO", 13: "ACCES", 17: "EXIST",
+	18: "XDEV", 19: "NODEV", 20: "NOTDIR", 21: "ISDIR", 22: "INVAL", 27: "FBIG",
+	28: "NOSPC", 30: "ROFS", 31: "MLINK", 63: "NAMETOOLONG", 66: "NOTEMPTY",
+	69: "DQUOT", 70: "STALE", 71: "REMOTE", 10001: "BADHANDLE", 10002: "NOT_SYNC",
+	10003: "BAD_COOKIE", 10004: "NOTSUPP", 10005: "TOOSMALL", 10006: "SERVERFAULT",
+	10007: "BADTYPE", 10008: "JUKEBOX",
+}
+
+func nfsStatusName(s uint32) string {
+	if n, ok := nfsStatusNames[s]; ok {
+		return n
+	}
+	return "UNKNOWN"
+}
+
+func acceptStatName(s uint32) string {
+	switch s {
+	case acceptProgUnavail:
+		return "PROG_UNAVAIL"
+	case acceptProgMismatch:
+		return "PROG_MISMATCH"
+	case acceptProcUnavail:
+		return "PROC_UNAVAIL"
+	case acceptGarbageArgs:
+		return "GARBAGE_ARGS"
+	case acceptSystemErr:
+		return "SYSTEM_ERR"
+	}
+	return "UNKNOWN"
+}

@@ -1,0 +1,362 @@
+package rpc
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	nfs "github.com/willscott/go-nfs"
+)
+
+// Export describes the one directory tree a server exports.
+type Export struct {
+	// Path is the directory path clients mount (MOUNT dirpath), e.g. "/" or
+	// the path the physical NAS exports, so that PVs are identical.
+	Path string
+	// Networks are the client networks allowed to mount and use NFS; empty
+	// means everyone.
+	Networks []netip.Prefix
+	// ReadOnly makes every mutating NFS procedure answer NFS3ERR_ROFS.
+	ReadOnly bool
+}
+
+// Allows reports whether a client address may use the export.
+func (e Export) Allows(a netip.Addr) bool {
+	if len(e.Networks) == 0 {
+		return true
+	}
+	a = a.Unmap()
+	for _, p := range e.Networks {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// Handles is what the front door needs from the file handle codec.
+type Handles interface {
+	// Root is the handle of the export's root directory (the MNT answer).
+	Root() []byte
+	// Check verifies that fh is well formed and authentic. A non-nil error
+	// with an NFSStatus() uint32 method selects the NFS status to answer
+	// (NFS3ERR_BADHANDLE or NFS3ERR_STALE); other errors mean BADHANDLE.
+	Check(fh []byte) error
+}
+
+// Config configures a Server.
+type Config struct {
+	Export Export
+	// Handler is the go-nfs handler that serves NFSv3 calls.
+	Handler nfs.Handler
+	Handles Handles
+	// Commit, if set, runs before an NFSv3 COMMIT is handed to go-nfs
+	// (whose COMMIT does nothing): it makes the file's data durable.
+	Commit func(fh []byte) error
+	// NFSPort is the port the portmapper answers for NFS and MOUNT (the
+	// Service port, 2049). Zero means the port of the NFS listener.
+	NFSPort int
+	// PortmapPort is the port the portmapper advertises for itself (111).
+	PortmapPort int
+	// AdvertiseHost is the host in RPCBIND universal addresses. Empty means
+	// the local address of the connection the question came in on.
+	AdvertiseHost string
+	// MaxRecord bounds a reassembled RPC record. Zero means DefaultMaxRecord.
+	MaxRecord int
+	// Backends is the number of go-nfs connections, i.e. how many NFS calls
+	// run at once. Zero means DefaultBackends.
+	Backends int
+	// WriteVerifier is go-nfs's WRITE/COMMIT verifier; it must change when
+	// the server restarts. Zero means random.
+	WriteVerifier [8]byte
+	Logger        *slog.Logger
+	Metrics       *Metrics
+}
+
+const (
+	// DefaultMaxRecord fits the largest READ/WRITE a client negotiates with
+	// go-nfs (clients cap at 1 MiB) plus headers.
+	DefaultMaxRecord = 4<<20 + 64<<10
+	// DefaultBackends bounds concurrent NFS calls.
+	DefaultBackends = 8
+)
+
+// Server is the RPC front door. Create it with NewServer, then call Serve
+// (NFS port) and ServePortmap (portmapper port), and Shutdown to stop.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	m        *Metrics
+	backends *backendPool
+	mounts   mountTable
+	nfsPort  atomic.Int32
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	conns     map[*conn]struct{}
+	connWG    sync.WaitGroup
+	draining  atomic.Bool
+}
+
+// NewServer returns a front door for cfg.
+func NewServer(cfg Config) *Server {
+	if cfg.MaxRecord <= 0 {
+		cfg.MaxRecord = DefaultMaxRecord
+	}
+	if cfg.Backends <= 0 {
+		cfg.Backends = DefaultBackends
+	}
+	if cfg.PortmapPort == 0 {
+		cfg.PortmapPort = 111
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics(nil)
+	}
+	cfg.Export.Path = cleanExportPath(cfg.Export.Path)
+	s := &Server{
+		cfg:       cfg,
+		log:       cfg.Logger,
+		m:         cfg.Metrics,
+		listeners: map[net.Listener]struct{}{},
+		conns:     map[*conn]struct{}{},
+	}
+	s.nfsPort.Store(int32(cfg.NFSPort))
+	s.backends = newBackendPool(cfg.Handler, cfg.Backends, cfg.WriteVerifier)
+	quietGoNFS()
+	return s
+}
+
+// ErrServerClosed is returned by Serve after Shutdown.
+var ErrServerClosed = errors.New("rpc: server closed")
+
+// Serve accepts NFS clients on l: NFSv3, MOUNT v3 and the portmapper.
+func (s *Server) Serve(l net.Listener) error {
+	if tcp, ok := l.Addr().(*net.TCPAddr); ok {
+		s.nfsPort.CompareAndSwap(0, int32(tcp.Port))
+	}
+	return s.serve(l, false)
+}
+
+// ServePortmap accepts portmapper clients on l (only program 100000).
+func (s *Server) ServePortmap(l net.Listener) error { return s.serve(l, true) }
+
+func (s *Server) serve(l net.Listener, portmapOnly bool) error {
+	s.mu.Lock()
+	if s.draining.Load() {
+		s.mu.Unlock()
+		l.Close()
+		return ErrServerClosed
+	}
+	s.listeners[l] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, l)
+		s.mu.Unlock()
+	}()
+
+	var delay time.Duration
+	for {
+		nc, err := l.Accept()
+		if err != nil {
+			if s.draining.Load() {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				time.Sleep(delay)
+				continue
+			}
+			return err
+		}
+		delay = 0
+		c := s.newConn(nc, portmapOnly)
+		if c == nil {
+			nc.Close()
+			continue
+		}
+		go c.serve()
+	}
+}
+
+func (s *Server) newConn(nc net.Conn, portmapOnly bool) *conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.draining.Load() {
+		return nil
+	}
+	c := &conn{s: s, nc: nc, portmapOnly: portmapOnly, peer: addrOf(nc.RemoteAddr())}
+	c.allowed = s.cfg.Export.Allows(c.peer)
+	s.conns[c] = struct{}{}
+	s.connWG.Add(1)
+	return c
+}
+
+func (s *Server) dropConn(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	s.connWG.Done()
+}
+
+// Shutdown stops accepting connections, lets every call already read
+// finish and be answered, then closes the connections and the go-nfs
+// backends. If ctx ends first, connections are closed at once.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.draining.Store(true)
+	for l := range s.listeners {
+		l.Close()
+	}
+	for c := range s.conns {
+		// Wake the reader: it stops reading new calls and waits for the
+		// calls in flight before closing.
+		_ = c.nc.SetReadDeadline(time.Now())
+	}
+	s.mu.Unlock()
+
+	done := make(chan struct{})
+	go func() { s.connWG.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+		s.mu.Lock()
+		for c := range s.conns {
+			c.nc.Close()
+		}
+		s.mu.Unlock()
+		<-done
+	}
+	s.backends.close()
+	return err
+}
+
+// conn is one client connection.
+type conn struct {
+	s           *Server
+	nc          net.Conn
+	peer        netip.Addr
+	allowed     bool
+	portmapOnly bool
+
+	wmu      sync.Mutex // serializes replies
+	inflight sync.WaitGroup
+	closing  atomic.Bool
+}
+
+func (c *conn) serve() {
+	s := c.s
+	s.m.conns.Inc()
+	s.m.connsTotal.Inc()
+	defer func() {
+		c.inflight.Wait()
+		c.nc.Close()
+		s.m.conns.Dec()
+		s.dropConn(c)
+	}()
+	if !c.allowed && !c.portmapOnly {
+		s.log.Debug("connection from outside the allowed networks", "peer", c.peer)
+	}
+	br := bufio.NewReaderSize(c.nc, 16<<10)
+	for !s.draining.Load() && !c.closing.Load() {
+		rec, err := ReadRecord(br, s.cfg.MaxRecord)
+		if err != nil {
+			c.readFailed(err)
+			return
+		}
+		call, err := ParseCall(rec)
+		if err != nil {
+			s.m.connErrors.WithLabelValues("bad_call").Inc()
+			s.log.Warn("closing connection: undecodable RPC call", "peer", c.peer, "err", err)
+			return
+		}
+		c.dispatch(call, rec)
+	}
+}
+
+func (c *conn) readFailed(err error) {
+	s := c.s
+	switch {
+	case errors.Is(err, io.EOF), s.draining.Load(), c.closing.Load(), errors.Is(err, net.ErrClosed):
+	case errors.Is(err, ErrRecordTooLarge):
+		s.m.connErrors.WithLabelValues("record_too_large").Inc()
+		s.log.Warn("closing connection: record too large", "peer", c.peer, "err", err)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		s.m.connErrors.WithLabelValues("truncated").Inc()
+		s.log.Info("connection ended inside a record", "peer", c.peer)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+	default:
+		s.m.connErrors.WithLabelValues("read").Inc()
+		s.log.Debug("connection read error", "peer", c.peer, "err", err)
+	}
+}
+
+// reply sends one reply record; replies of concurrent calls are serialized.
+func (c *conn) reply(rec ...[]byte) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if err := WriteRecord(c.nc, rec...); err != nil {
+		c.closing.Store(true)
+		c.nc.Close()
+	}
+}
+
+// dispatch answers one call, in line for the front door's own programs and
+// in a goroutine for calls handed to go-nfs.
+func (c *conn) dispatch(call Call, rec []byte) {
+	start := time.Now()
+	if call.RPCVers != 2 {
+		c.reply(rpcMismatchReply(call.XID))
+		c.s.m.observe("rpc", "-", "RPC_MISMATCH", start)
+		return
+	}
+	switch {
+	case call.Prog == progPortmap:
+		rep, proc, status := c.s.portmap(c, call)
+		c.reply(rep)
+		c.s.m.observe("portmap", proc, status, start)
+	case call.Prog == progMount && !c.portmapOnly:
+		rep, proc, status := c.s.mount(c, call)
+		c.reply(rep)
+		c.s.m.observe("mount", proc, status, start)
+	case call.Prog == progNFS && !c.portmapOnly:
+		c.s.nfs(c, call, rec, start)
+	default:
+		c.reply(acceptedReply(call.XID, acceptProgUnavail, nil))
+		c.s.m.observe("other", "-", "PROG_UNAVAIL", start)
+	}
+}
+
+// addrOf extracts the IP of a connection address.
+func addrOf(a net.Addr) netip.Addr {
+	if tcp, ok := a.(*net.TCPAddr); ok {
+		ip, _ := netip.AddrFromSlice(tcp.IP)
+		return ip.Unmap()
+	}
+	if ap, err := netip.ParseAddrPort(a.String()); err == nil {
+		return ap.Addr().Unmap()
+	}
+	return netip.Addr{}
+}
+
+// cleanExportPath normalizes a MOUNT dirpath: one leading slash, no
+// trailing slash.
+func cleanExportPath(p string) string {
+	p = "/" + strings.Trim(p, "/")
+	return p
+}
