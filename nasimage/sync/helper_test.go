@@ -1,0 +1,196 @@
+package sync
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nas-topology/nas-topology/nasimage/sync/reconcile"
+)
+
+// helperEnv makes the test binary run an engine instead of tests, so fault
+// tests can SIGKILL a real process in the middle of a copy.
+const helperEnv = "NASSYNC_HELPER"
+
+type helperConfig struct {
+	Windows, NFS, State string
+	Role                string
+	ChunkDelay          time.Duration
+	Rescan, Quiet       time.Duration
+	// RescanRounds > 0: after ready, run that many rounds and print their
+	// CPU time and the peak RSS as JSON, then exit (the rescan benchmark).
+	RescanRounds int
+}
+
+func TestMain(m *testing.M) {
+	if cfg := os.Getenv(helperEnv); cfg != "" {
+		os.Exit(helperMain(cfg))
+	}
+	os.Exit(m.Run())
+}
+
+func helperMain(raw string) int {
+	var hc helperConfig
+	if err := json.Unmarshal([]byte(raw), &hc); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	role, err := ParseRole(hc.Role)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	eng, err := New(Config{
+		WindowsDir: hc.Windows, NFSDir: hc.NFS, StateDir: hc.State, Role: role,
+		RescanInterval: hc.Rescan, QuietPeriod: hc.Quiet,
+		Logger:         slog.New(slog.NewTextHandler(os.Stderr, nil)),
+		copyChunkDelay: hc.ChunkDelay,
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	if hc.RescanRounds > 0 {
+		return rescanBench(eng, hc.RescanRounds)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	if err := eng.Run(ctx, func() { fmt.Println("READY") }); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
+// helperProc is an engine running in a child process.
+type helperProc struct {
+	cmd    *exec.Cmd
+	ready  chan struct{}
+	stderr *strings.Builder
+	done   chan error
+}
+
+func startHelper(t *testing.T, hc helperConfig, cred *syscall.Credential, binary string) *helperProc {
+	t.Helper()
+	raw, _ := json.Marshal(hc)
+	if binary == "" {
+		binary = os.Args[0]
+	}
+	cmd := exec.Command(binary, "-test.run=^$")
+	cmd.Env = append(os.Environ(), helperEnv+"="+string(raw))
+	if cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hp := &helperProc{cmd: cmd, ready: make(chan struct{}), stderr: &strings.Builder{}, done: make(chan error, 1)}
+	cmd.Stderr = &lockedWriter{w: hp.stderr}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if sc.Text() == "READY" {
+				close(hp.ready)
+			}
+		}
+		io.Copy(io.Discard, stdout)
+		hp.done <- cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		if t.Failed() {
+			t.Logf("helper log:\n%s", hp.log())
+		}
+	})
+	return hp
+}
+
+func (hp *helperProc) log() string {
+	lw := hp.cmd.Stderr.(*lockedWriter)
+	lw.mu.Lock()
+	defer lw.mu.Unlock()
+	return hp.stderr.String()
+}
+
+func (hp *helperProc) waitReady(t *testing.T) {
+	t.Helper()
+	select {
+	case <-hp.ready:
+	case err := <-hp.done:
+		t.Fatalf("helper exited before ready: %v\n%s", err, hp.log())
+	case <-time.After(60 * time.Second):
+		t.Fatalf("helper not ready\n%s", hp.log())
+	}
+}
+
+func (hp *helperProc) kill(t *testing.T) {
+	t.Helper()
+	hp.cmd.Process.Signal(syscall.SIGKILL)
+	<-hp.done
+}
+
+func roleName(r reconcile.Role) string { return r.String() }
+
+// rescanResult is what a rescan helper prints.
+type rescanResult struct {
+	Paths        int
+	Rounds       int
+	CPUPerRound  time.Duration // user + system
+	WallPerRound time.Duration
+	MaxRSSKiB    int64
+}
+
+// rescanBench syncs once (from the saved ancestor), then times rounds that
+// find nothing to do: both sides fully scanned, reconciled, nothing applied.
+func rescanBench(eng *Engine, rounds int) int {
+	anc, err := loadAncestor(eng.cfg.StateDir, eng.cfg.WindowsDir, eng.cfg.NFSDir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	eng.anc = anc
+	for i := 0; i < 5; i++ {
+		r, err := eng.round(context.Background(), i == 0, false)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		if r.planned == 0 {
+			break
+		}
+	}
+	cpu := func() time.Duration {
+		var ru syscall.Rusage
+		syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	c0, w0 := cpu(), time.Now()
+	for range rounds {
+		r, err := eng.round(context.Background(), false, false)
+		if err != nil || r.planned != 0 {
+			fmt.Fprintln(os.Stderr, "rescan round planned", r.planned, err)
+			return 1
+		}
+	}
+	res := rescanResult{Paths: len(eng.anc), Rounds: rounds,
+		CPUPerRound: (cpu() - c0) / time.Duration(rounds), WallPerRound: time.Since(w0) / time.Duration(rounds)}
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	res.MaxRSSKiB = ru.Maxrss
+	json.NewEncoder(os.Stdout).Encode(res)
+	return 0
+}
