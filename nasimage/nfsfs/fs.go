@@ -46,18 +46,40 @@ func (f *exportFS) OpenFile(name string, flag int, perm os.FileMode) (billy.File
 	return &syncFile{File: file}, nil
 }
 
+// Rename, Remove and Symlink act on the last path component itself, never
+// on what a symlink there points to: BoundOS resolves it, so removing a
+// symlink would remove its target, and renaming over one would replace
+// its target.
 func (f *exportFS) Rename(from, to string) error {
 	if f.opts.ReadOnly {
 		return errROFS
 	}
-	return f.Filesystem.Rename(from, to)
+	src, err := f.resolve(from, false)
+	if err != nil {
+		return err
+	}
+	dst, err := f.resolve(to, false)
+	if err != nil {
+		return err
+	}
+	if src == f.root || dst == f.root {
+		return &os.PathError{Op: "rename", Path: from, Err: syscall.EBUSY}
+	}
+	return os.Rename(src, dst)
 }
 
 func (f *exportFS) Remove(name string) error {
 	if f.opts.ReadOnly {
 		return errROFS
 	}
-	return f.Filesystem.Remove(name)
+	p, err := f.resolve(name, false)
+	if err != nil {
+		return err
+	}
+	if p == f.root {
+		return &os.PathError{Op: "remove", Path: name, Err: syscall.EBUSY}
+	}
+	return os.Remove(p)
 }
 
 func (f *exportFS) MkdirAll(name string, perm os.FileMode) error {
@@ -71,7 +93,11 @@ func (f *exportFS) Symlink(target, link string) error {
 	if f.opts.ReadOnly {
 		return errROFS
 	}
-	return f.Filesystem.Symlink(target, link)
+	p, err := f.resolve(link, false)
+	if err != nil {
+		return err
+	}
+	return os.Symlink(target, p)
 }
 
 func (f *exportFS) TempFile(dir, prefix string) (billy.File, error) {
@@ -87,11 +113,15 @@ func (f *exportFS) resolve(name string, followLast bool) (string, error) {
 	if followLast {
 		return securejoin.SecureJoin(f.root, name)
 	}
-	dir, err := securejoin.SecureJoin(f.root, filepath.Dir(filepath.Clean("/"+name)))
+	clean := filepath.Clean("/" + name)
+	if clean == "/" {
+		return f.root, nil
+	}
+	dir, err := securejoin.SecureJoin(f.root, filepath.Dir(clean))
 	if err != nil {
 		return "", err
 	}
-	return filepath.Join(dir, filepath.Base(filepath.Clean("/"+name))), nil
+	return filepath.Join(dir, filepath.Base(clean)), nil
 }
 
 // billy.Change

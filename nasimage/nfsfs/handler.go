@@ -122,8 +122,25 @@ func (h *Handler) InvalidateHandle(_ billy.Filesystem, fh []byte) error {
 // evicted. (go-nfs uses half of it to bound READDIR answers.)
 func (h *Handler) HandleLimit() int { return math.MaxInt32 }
 
-// Root is the handle of the export root.
-func (h *Handler) Root() []byte { return h.ToHandle(h.fs, nil) }
+// MountHandle is the handle of a directory clients mount: the export root
+// (sub empty) or a directory below it, as NFS servers allow.
+func (h *Handler) MountHandle(sub []string) ([]byte, error) {
+	for _, c := range sub {
+		if c == "" || c == "." || c == ".." {
+			return nil, os.ErrNotExist
+		}
+	}
+	if len(sub) > 0 {
+		st, err := h.fs.Lstat(filepath.Join(sub...))
+		if err != nil {
+			return nil, err
+		}
+		if !st.IsDir() {
+			return nil, syscall.ENOTDIR
+		}
+	}
+	return h.ToHandle(h.fs, sub), nil
+}
 
 // Check authenticates a handle without touching the filesystem.
 func (h *Handler) Check(fh []byte) error {

@@ -14,6 +14,7 @@ const (
 	nfsProcNull   = 0
 	nfsProcRead   = 6
 	nfsProcWrite  = 7
+	nfsProcFSInfo = 19
 	nfsProcCommit = 21
 	nfsProcCount  = 22
 
@@ -140,6 +141,9 @@ func (s *Server) nfs(c *conn, call Call, rec []byte, start time.Time) {
 			c.reply(acceptedReply(call.XID, acceptSystemErr, nil))
 			s.m.observe("nfs", proc, "SYSTEM_ERR", start)
 			return
+		}
+		if call.Proc == nfsProcFSInfo {
+			patchFSInfo(rep)
 		}
 		c.reply(rep)
 		s.m.observe("nfs", proc, s.nfsReplyStatus(call.Proc, rep), start)

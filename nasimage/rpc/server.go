@@ -9,7 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"strings"
+	"path"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,8 +45,10 @@ func (e Export) Allows(a netip.Addr) bool {
 
 // Handles is what the front door needs from the file handle codec.
 type Handles interface {
-	// Root is the handle of the export's root directory (the MNT answer).
-	Root() []byte
+	// MountHandle is the handle MNT answers for the export root (sub
+	// empty) or a directory below it; errors are answered MNT3ERR_NOENT
+	// (MNT3ERR_NOTDIR for syscall.ENOTDIR).
+	MountHandle(sub []string) ([]byte, error)
 	// Check verifies that fh is well formed and authentic. A non-nil error
 	// with an NFSStatus() uint32 method selects the NFS status to answer
 	// (NFS3ERR_BADHANDLE or NFS3ERR_STALE); other errors mean BADHANDLE.
@@ -83,9 +85,9 @@ type Config struct {
 }
 
 const (
-	// DefaultMaxRecord fits the largest READ/WRITE a client negotiates with
-	// go-nfs (clients cap at 1 MiB) plus headers.
-	DefaultMaxRecord = 4<<20 + 64<<10
+	// DefaultMaxRecord fits the largest WRITE FSINFO allows (MaxTransfer)
+	// plus RPC and NFS headers.
+	DefaultMaxRecord = MaxTransfer + 64<<10
 	// DefaultBackends bounds concurrent NFS calls.
 	DefaultBackends = 8
 )
@@ -354,9 +356,6 @@ func addrOf(a net.Addr) netip.Addr {
 	return netip.Addr{}
 }
 
-// cleanExportPath normalizes a MOUNT dirpath: one leading slash, no
-// trailing slash.
-func cleanExportPath(p string) string {
-	p = "/" + strings.Trim(p, "/")
-	return p
-}
+// cleanExportPath normalizes a MOUNT dirpath: absolute, no trailing
+// slash, no "." or ".." (which cannot climb above "/").
+func cleanExportPath(p string) string { return path.Clean("/" + p) }
