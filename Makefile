@@ -25,7 +25,7 @@ unit:
 
 ## fuzz: short runs of each fuzz target (added per package)
 fuzz:
-	@true
+	$(GO) test -run '^$$' -fuzz '^FuzzRecord$$' -fuzztime $(FUZZTIME) ./nasimage/rpc
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
