@@ -1,0 +1,115 @@
+// Package components holds the NasServer component and the pure builders
+// behind it: VolumeFor (the one description of a PV/PVC) and the Service and
+// Deployment of an in-cluster server.
+package components
+
+import (
+	"fmt"
+	"strings"
+
+	appsv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/apps/v1"
+	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/nas-topology/nas-topology/components/spec"
+)
+
+// NasServerType is the component's type token.
+const NasServerType = "nas:index:NasServer"
+
+// NasServerArgs configure one NAS.
+type NasServerArgs struct {
+	Config *spec.Config // the validated stack config (shared + environment)
+	Server spec.Server  // the server, one of Config.Servers
+	// DependsOn orders the children after e.g. the namespaces they live in.
+	DependsOn []pulumi.Resource
+}
+
+// NasServer is one NAS: in target cluster a nasd Deployment and Service plus
+// the PV/PVC pointing at the Service's clusterIP; in target external only the
+// PV/PVC, pointing at the physical device.
+type NasServer struct {
+	pulumi.ResourceState
+
+	NFSAddress     pulumi.StringOutput `pulumi:"nfsAddress"`     // PV nfs.server
+	NodePort       pulumi.IntPtrOutput `pulumi:"nodePort"`       // cluster only
+	ExportPath     pulumi.StringOutput `pulumi:"exportPath"`     // PV nfs.path
+	VolumeName     pulumi.StringOutput `pulumi:"volumeName"`     // PV name
+	ClaimName      pulumi.StringOutput `pulumi:"claimName"`      // PVC name
+	ClaimNamespace pulumi.StringOutput `pulumi:"claimNamespace"` // PVC namespace
+	MountCommand   pulumi.StringOutput `pulumi:"mountCommand"`   // how a Linux host mounts it by hand
+
+	Volume Volume // what the PV/PVC were rendered from (plain data, for digests)
+}
+
+// NewNasServer registers the component and its children.
+func NewNasServer(ctx *pulumi.Context, name string, args *NasServerArgs, opts ...pulumi.ResourceOption) (*NasServer, error) {
+	if args == nil || args.Config == nil {
+		return nil, fmt.Errorf("NasServer %s: Config is required", name)
+	}
+	s := &NasServer{Volume: VolumeFor(args.Config.Shared, args.Server)}
+	if err := ctx.RegisterComponentResource(NasServerType, name, s, opts...); err != nil {
+		return nil, err
+	}
+	child := []pulumi.ResourceOption{pulumi.Parent(s), pulumi.DependsOn(args.DependsOn)}
+	srv := args.Server
+
+	var nfsServer pulumi.StringOutput
+	switch args.Config.Target {
+	case spec.TargetCluster:
+		c := args.Config.Cluster
+		cs := c.Servers[srv.Name]
+		ns := args.Config.NasNamespace
+		svc, err := corev1.NewService(ctx, name, ServiceArgs(ns, srv, cs), child...)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := appsv1.NewDeployment(ctx, name, DeploymentArgs(ns, srv, c), child...); err != nil {
+			return nil, err
+		}
+		// The PV follows the Service's clusterIP output (not the config literal),
+		// so it is created after the Service that owns the address.
+		nfsServer = svc.Spec.ClusterIP().Elem()
+		s.NodePort = pulumi.IntPtr(cs.NodePort).ToIntPtrOutput()
+	case spec.TargetExternal:
+		nfsServer = pulumi.String(args.Config.External.Addresses[srv.Name]).ToStringOutput()
+		s.NodePort = pulumi.ToOutput((*int)(nil)).(pulumi.IntPtrOutput) // a physical NAS has no NodePort
+	default:
+		return nil, fmt.Errorf("NasServer %s: unknown target %q", name, args.Config.Target)
+	}
+
+	pv, err := corev1.NewPersistentVolume(ctx, name, s.Volume.PersistentVolumeArgs(nfsServer), child...)
+	if err != nil {
+		return nil, err
+	}
+	// The claim waits for its volume: binding by volumeName needs the PV.
+	if _, err := corev1.NewPersistentVolumeClaim(ctx, name, s.Volume.ClaimArgs(), append(child, pulumi.DependsOn([]pulumi.Resource{pv}))...); err != nil {
+		return nil, err
+	}
+
+	s.NFSAddress = nfsServer
+	s.ExportPath = pulumi.String(s.Volume.ExportPath).ToStringOutput()
+	s.VolumeName = pulumi.String(s.Volume.Name).ToStringOutput()
+	s.ClaimName = pulumi.String(s.Volume.Claim.Name).ToStringOutput()
+	s.ClaimNamespace = pulumi.String(s.Volume.Claim.Namespace).ToStringOutput()
+	s.MountCommand = nfsServer.ApplyT(func(addr string) string { return MountCommand(s.Volume, addr) }).(pulumi.StringOutput)
+
+	return s, ctx.RegisterResourceOutputs(s, pulumi.Map{
+		"nfsAddress":     s.NFSAddress,
+		"nodePort":       s.NodePort,
+		"exportPath":     s.ExportPath,
+		"volumeName":     s.VolumeName,
+		"claimName":      s.ClaimName,
+		"claimNamespace": s.ClaimNamespace,
+		"mountCommand":   s.MountCommand,
+	})
+}
+
+// MountCommand is the Linux command that mounts the volume like kubelet does.
+func MountCommand(v Volume, addr string) string {
+	opts := strings.Join(v.MountOptions, ",")
+	if v.ReadOnly {
+		opts += ",ro"
+	}
+	return fmt.Sprintf("mount -t nfs -o %s %s:%s /mnt/%s", opts, addr, v.ExportPath, v.Name)
+}

@@ -1,0 +1,131 @@
+// Package spec owns the typed configuration of the NAS topology: the shared
+// part (Pulumi.yaml, identical for every stack: everything that defines a PV
+// or PVC) and the per-environment part (stack files: where the NFS servers
+// are). It parses and validates; it registers no resources and does no I/O
+// beyond reading the project file for the override guard.
+package spec
+
+// Namespace is the Pulumi config namespace: the project name.
+const Namespace = "nas-topology"
+
+// Role is what a NAS is for in production.
+type Role string
+
+const (
+	RoleInput  Role = "input"  // apps read test data; Windows -> NFS
+	RoleBackup Role = "backup" // read-only copy; Windows -> NFS
+	RoleOutput Role = "output" // apps write results; both ways
+)
+
+// Roles lists the valid roles, in the order used in messages.
+var Roles = []Role{RoleInput, RoleBackup, RoleOutput}
+
+// Target says where the NFS servers of a stack live.
+type Target string
+
+const (
+	TargetCluster  Target = "cluster"  // dev: nasd pods in the cluster, PVs point at their Service clusterIPs
+	TargetExternal Target = "external" // ocp: physical NAS devices, only PVs/PVCs are managed
+)
+
+// Claim names the PVC a PV is reserved for (claimRef) and that is created for it.
+type Claim struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+}
+
+// Server is one NAS as the shared config describes it.
+type Server struct {
+	Name        string            `json:"name"`
+	Role        Role              `json:"role"`
+	FSID        *int              `json:"fsid"` // pointer: "missing" must be told apart from 0
+	ExportPath  string            `json:"exportPath"`
+	Capacity    string            `json:"capacity"`
+	AccessModes []string          `json:"accessModes"`
+	ReadOnly    bool              `json:"readOnly"`
+	VolumeName  string            `json:"volumeName"` // the PV name
+	Claim       Claim             `json:"claim"`
+	Labels      map[string]string `json:"labels,omitempty"`
+}
+
+// Shared is the project-level config of Pulumi.yaml. Every PV/PVC field comes
+// from here, so every stack renders the same volumes.
+type Shared struct {
+	NasNamespace     string            // where the nasd pods run (target cluster)
+	StorageClassName string            // static class name; no provisioner behind it
+	ReclaimPolicy    string            // Retain: a PV must never delete production data
+	MountOptions     []string          // what kubelet passes to mount.nfs
+	Labels           map[string]string // on every PV and PVC
+	Servers          []Server
+}
+
+// ClusterServer is the per-server placement on a cluster target.
+type ClusterServer struct {
+	ClusterIP string `json:"clusterIP"`
+	// NodePort exposes NFS+MOUNT outside the cluster (e.g. to Windows clients).
+	NodePort int `json:"nodePort"`
+	// PortmapperNodePort is the node port of the portmapper (Service port 111).
+	// Fixed too: an automatically allocated one could take another server's NodePort.
+	PortmapperNodePort int `json:"portmapperNodePort"`
+}
+
+// Cluster is the stack config of a `cluster` target (Pulumi.dev.yaml).
+type Cluster struct {
+	// WindowsRoot is the directory inside the node where the Windows share is
+	// mounted; each server syncs WindowsRoot/<server name>.
+	WindowsRoot string `json:"windowsRoot"`
+	// Image is the nasd image reference the Deployments run.
+	Image string `json:"image"`
+	// ServiceCIDR is the cluster's Service range; fixed clusterIPs must be in it.
+	ServiceCIDR string `json:"serviceCIDR"`
+	// ExportSizeLimit bounds the disk-backed emptyDir holding the export copy.
+	ExportSizeLimit string `json:"exportSizeLimit"`
+	// RunAsUser is the non-root uid of nasd; the Windows mount must be writable by it.
+	RunAsUser int                      `json:"runAsUser"`
+	Servers   map[string]ClusterServer `json:"servers"`
+}
+
+// External is the stack config of an `external` target (Pulumi.ocp.yaml).
+type External struct {
+	// Addresses maps a server name to its physical NAS address (IP or host name).
+	Addresses map[string]string `json:"addresses"`
+}
+
+// Config is the whole validated configuration of one stack.
+type Config struct {
+	Shared
+	Target      Target
+	KubeContext string // empty: the kubeconfig's current context
+	// ManageNamespaces creates the NAS and claim namespaces (dev); production
+	// namespaces already exist and are not ours.
+	ManageNamespaces bool
+	Cluster          *Cluster  // set when Target is cluster
+	External         *External // set when Target is external
+}
+
+// Config keys, without the project namespace.
+const (
+	KeyNasNamespace     = "nasNamespace"
+	KeyStorageClassName = "storageClassName"
+	KeyReclaimPolicy    = "reclaimPolicy"
+	KeyMountOptions     = "mountOptions"
+	KeyLabels           = "labels"
+	KeyServers          = "servers"
+
+	KeyTarget           = "target"
+	KeyKubeContext      = "kubeContext"
+	KeyManageNamespaces = "manageNamespaces"
+	KeyCluster          = "cluster"
+	KeyExternal         = "external"
+)
+
+// SharedKeys are the keys that only Pulumi.yaml may set. A stack file that sets
+// one would make that stack's PVs differ from the others'.
+var SharedKeys = []string{KeyNasNamespace, KeyStorageClassName, KeyReclaimPolicy, KeyMountOptions, KeyLabels, KeyServers}
+
+// Defaults of the cluster target that a stack file may leave out.
+const (
+	DefaultServiceCIDR     = "10.96.0.0/12" // Minikube's and kube-apiserver's default
+	DefaultExportSizeLimit = "500Mi"
+	DefaultRunAsUser       = 65532
+)

@@ -1,0 +1,117 @@
+package components
+
+import (
+	"fmt"
+	"path/filepath"
+	"slices"
+
+	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes"
+	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
+	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/nas-topology/nas-topology/components/spec"
+)
+
+// Program is the Pulumi program of the project: it reads the stack's config,
+// refuses a stack that overrides shared keys, and deploys the topology.
+// projectDir holds Pulumi.yaml (the program runs there).
+func Program(projectDir string) pulumi.RunFunc {
+	return func(ctx *pulumi.Context) error {
+		_, err := Run(ctx, projectDir)
+		return err
+	}
+}
+
+// Run is the body of Program, returning what it registered (for tests).
+func Run(ctx *pulumi.Context, projectDir string) (*Topology, error) {
+	get := func(key string) (string, bool) { return ctx.GetConfig(spec.Namespace + ":" + key) }
+	project, err := spec.ProjectConfig(projectDir)
+	if err != nil {
+		return nil, fmt.Errorf("reading the shared config from %s: %w", filepath.Join(projectDir, "Pulumi.yaml"), err)
+	}
+	if err := spec.CheckSharedNotOverridden(project, get); err != nil {
+		return nil, err
+	}
+	cfg, err := spec.Load(get)
+	if err != nil {
+		return nil, err
+	}
+	return Deploy(ctx, cfg)
+}
+
+// Topology is what Deploy registered.
+type Topology struct {
+	Servers          []*NasServer
+	VolumeSpecDigest string
+}
+
+// Deploy registers the whole topology of a validated config: the Kubernetes
+// provider, the namespaces it owns, one NasServer per server, stack outputs.
+func Deploy(ctx *pulumi.Context, cfg *spec.Config) (*Topology, error) {
+	providerArgs := &kubernetes.ProviderArgs{}
+	if cfg.KubeContext != "" {
+		providerArgs.Context = pulumi.String(cfg.KubeContext)
+	}
+	provider, err := kubernetes.NewProvider(ctx, "k8s", providerArgs)
+	if err != nil {
+		return nil, err
+	}
+	useProvider := pulumi.Provider(provider)
+
+	var namespaces []pulumi.Resource
+	if cfg.ManageNamespaces {
+		for _, name := range namespaceNames(cfg) {
+			ns, err := corev1.NewNamespace(ctx, name, &corev1.NamespaceArgs{
+				Metadata: &metav1.ObjectMetaArgs{
+					Name:   pulumi.String(name),
+					Labels: pulumi.ToStringMap(cfg.Labels),
+				},
+			}, useProvider)
+			if err != nil {
+				return nil, err
+			}
+			namespaces = append(namespaces, ns)
+		}
+	}
+
+	topo := &Topology{}
+	servers := pulumi.Map{}
+	volumes := make([]Volume, 0, len(cfg.Servers))
+	for _, srv := range cfg.Servers {
+		s, err := NewNasServer(ctx, srv.Name, &NasServerArgs{Config: cfg, Server: srv, DependsOn: namespaces},
+			pulumi.Providers(provider))
+		if err != nil {
+			return nil, err
+		}
+		topo.Servers = append(topo.Servers, s)
+		volumes = append(volumes, s.Volume)
+		servers[srv.Name] = pulumi.Map{
+			"nfsAddress":   s.NFSAddress,
+			"nodePort":     s.NodePort,
+			"exportPath":   s.ExportPath,
+			"pvName":       s.VolumeName,
+			"pvcName":      pulumi.Sprintf("%s/%s", s.ClaimNamespace, s.ClaimName),
+			"mountCommand": s.MountCommand,
+		}
+	}
+	topo.VolumeSpecDigest = VolumeSpecDigest(volumes)
+	ctx.Export("target", pulumi.String(string(cfg.Target)))
+	ctx.Export("servers", servers)
+	ctx.Export("volumeSpecDigest", pulumi.String(topo.VolumeSpecDigest))
+	return topo, nil
+}
+
+// namespaceNames are the namespaces a stack with ManageNamespaces creates: the
+// NAS servers' (cluster target only) and every claim namespace, sorted.
+func namespaceNames(cfg *spec.Config) []string {
+	var names []string
+	if cfg.Target == spec.TargetCluster {
+		names = append(names, cfg.NasNamespace)
+	}
+	for _, s := range cfg.Servers {
+		names = append(names, s.Claim.Namespace)
+	}
+	slices.Sort(names)
+	return slices.Compact(names)
+}

@@ -1,0 +1,128 @@
+package components
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"maps"
+	"slices"
+
+	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
+	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/nas-topology/nas-topology/components/spec"
+)
+
+// Volume is the complete, environment-free description of one NAS's
+// PersistentVolume and PersistentVolumeClaim. VolumeFor is the only place it
+// is made; the NFS server address is the one thing added per stack.
+type Volume struct {
+	Name             string            `json:"name"`
+	Labels           map[string]string `json:"labels"`
+	Capacity         string            `json:"capacity"`
+	AccessModes      []string          `json:"accessModes"`
+	ReclaimPolicy    string            `json:"reclaimPolicy"`
+	StorageClassName string            `json:"storageClassName"`
+	MountOptions     []string          `json:"mountOptions"`
+	VolumeMode       string            `json:"volumeMode"`
+	ExportPath       string            `json:"exportPath"`
+	ReadOnly         bool              `json:"readOnly"`
+	Claim            spec.Claim        `json:"claim"`
+}
+
+// VolumeFor derives a server's volume from the shared config alone.
+func VolumeFor(shared spec.Shared, srv spec.Server) Volume {
+	labels := maps.Clone(shared.Labels)
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	maps.Copy(labels, srv.Labels)
+	labels["nas-topology/server"] = srv.Name
+	return Volume{
+		Name:             srv.VolumeName,
+		Labels:           labels,
+		Capacity:         srv.Capacity,
+		AccessModes:      slices.Clone(srv.AccessModes),
+		ReclaimPolicy:    shared.ReclaimPolicy,
+		StorageClassName: shared.StorageClassName,
+		MountOptions:     slices.Clone(shared.MountOptions),
+		VolumeMode:       "Filesystem",
+		ExportPath:       srv.ExportPath,
+		ReadOnly:         srv.ReadOnly,
+		Claim:            srv.Claim,
+	}
+}
+
+// PersistentVolumeArgs renders the PV. nfsServer is the only per-stack input:
+// a Service clusterIP in dev, a physical NAS address in production.
+func (v Volume) PersistentVolumeArgs(nfsServer pulumi.StringInput) *corev1.PersistentVolumeArgs {
+	return &corev1.PersistentVolumeArgs{
+		Metadata: &metav1.ObjectMetaArgs{
+			Name:   pulumi.String(v.Name),
+			Labels: pulumi.ToStringMap(v.Labels),
+		},
+		Spec: &corev1.PersistentVolumeSpecArgs{
+			Capacity:                      pulumi.StringMap{"storage": pulumi.String(v.Capacity)},
+			AccessModes:                   pulumi.ToStringArray(v.AccessModes),
+			PersistentVolumeReclaimPolicy: pulumi.String(v.ReclaimPolicy),
+			StorageClassName:              pulumi.String(v.StorageClassName),
+			MountOptions:                  pulumi.ToStringArray(v.MountOptions),
+			VolumeMode:                    pulumi.String(v.VolumeMode),
+			Nfs: &corev1.NFSVolumeSourceArgs{
+				Server:   nfsServer,
+				Path:     pulumi.String(v.ExportPath),
+				ReadOnly: pulumi.Bool(v.ReadOnly),
+			},
+			// Reserve the PV for its claim so no other PVC of the class can take it.
+			ClaimRef: &corev1.ObjectReferenceArgs{
+				Kind:       pulumi.String("PersistentVolumeClaim"),
+				ApiVersion: pulumi.String("v1"),
+				Namespace:  pulumi.String(v.Claim.Namespace),
+				Name:       pulumi.String(v.Claim.Name),
+			},
+		},
+	}
+}
+
+// ClaimArgs renders the PVC, bound to the PV by name.
+func (v Volume) ClaimArgs() *corev1.PersistentVolumeClaimArgs {
+	return &corev1.PersistentVolumeClaimArgs{
+		Metadata: &metav1.ObjectMetaArgs{
+			Name:      pulumi.String(v.Claim.Name),
+			Namespace: pulumi.String(v.Claim.Namespace),
+			Labels:    pulumi.ToStringMap(v.Labels),
+		},
+		Spec: &corev1.PersistentVolumeClaimSpecArgs{
+			AccessModes:      pulumi.ToStringArray(v.AccessModes),
+			StorageClassName: pulumi.String(v.StorageClassName),
+			VolumeName:       pulumi.String(v.Name),
+			VolumeMode:       pulumi.String(v.VolumeMode),
+			Resources: &corev1.VolumeResourceRequirementsArgs{
+				Requests: pulumi.StringMap{"storage": pulumi.String(v.Capacity)},
+			},
+		},
+	}
+}
+
+// VolumeSpecDigest is a sha256 over the volumes in name order, without any NFS
+// server address: equal on every stack exactly when their PV/PVC definitions
+// are equal. `pulumi stack output volumeSpecDigest` compares stacks at a glance.
+func VolumeSpecDigest(volumes []Volume) string {
+	sorted := slices.Clone(volumes)
+	slices.SortFunc(sorted, func(a, b Volume) int {
+		switch {
+		case a.Name < b.Name:
+			return -1
+		case a.Name > b.Name:
+			return 1
+		}
+		return 0
+	})
+	b, err := json.Marshal(sorted) // maps marshal with sorted keys: stable
+	if err != nil {
+		panic(err) // plain strings, slices and maps always marshal
+	}
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}

@@ -1,0 +1,326 @@
+package tests
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/nas-topology/nas-topology/components/spec"
+)
+
+var serverNames = []string{"nas-input-1", "nas-input-2", "nas-input-3", "nas-backup-1", "nas-output-1", "nas-output-2", "nas-output-3"}
+
+// withoutNFSServer is a PV's inputs as plain data, minus spec.nfs.server: the
+// one field allowed to differ between stacks.
+func withoutNFSServer(pv registered) map[string]any {
+	m := pv.Inputs.Mappable()
+	delete(m["spec"].(map[string]any)["nfs"].(map[string]any), "server")
+	return m
+}
+
+func TestResourcesPerTarget(t *testing.T) {
+	dev := mustRun(t, "dev", nil)
+	ocp := mustRun(t, "ocp", nil)
+
+	for _, r := range []*run{dev, ocp} {
+		assert.ElementsMatch(t, serverNames, keys(r.ofType(typeNasServer)))
+		assert.ElementsMatch(t, serverNames, keys(r.ofType(typePV)))
+		assert.ElementsMatch(t, serverNames, keys(r.ofType(typePVC)))
+	}
+	assert.ElementsMatch(t, serverNames, keys(dev.ofType(typeService)))
+	assert.ElementsMatch(t, serverNames, keys(dev.ofType(typeDeployment)))
+	assert.ElementsMatch(t, []string{"nas-system", "nas-apps"}, keys(dev.ofType(typeNamespace)))
+
+	// Production: only volumes. No workloads, and the namespaces are not ours.
+	assert.Empty(t, ocp.ofType(typeService))
+	assert.Empty(t, ocp.ofType(typeDeployment))
+	assert.Empty(t, ocp.ofType(typeNamespace))
+}
+
+func TestVolumesAreIdenticalAcrossStacksExceptNFSServer(t *testing.T) {
+	dev := mustRun(t, "dev", nil)
+	ocp := mustRun(t, "ocp", nil)
+	devPVs, ocpPVs := dev.ofType(typePV), ocp.ofType(typePV)
+	devPVCs, ocpPVCs := dev.ofType(typePVC), ocp.ofType(typePVC)
+	for _, name := range serverNames {
+		assert.Equal(t, withoutNFSServer(ocpPVs[name]), withoutNFSServer(devPVs[name]), "PV %s", name)
+		assert.Equal(t, ocpPVCs[name].Inputs.Mappable(), devPVCs[name].Inputs.Mappable(), "PVC %s", name)
+		// ...and the one field that differs really does.
+		assert.NotEqual(t, path(devPVs[name].Inputs, "spec", "nfs", "server"), path(ocpPVs[name].Inputs, "spec", "nfs", "server"))
+	}
+	assert.Equal(t, ocp.topology.VolumeSpecDigest, dev.topology.VolumeSpecDigest)
+	assert.Regexp(t, `^sha256:[0-9a-f]{64}$`, dev.topology.VolumeSpecDigest)
+}
+
+func TestVolumeFieldsMatchTheSharedConfig(t *testing.T) {
+	ocp := mustRun(t, "ocp", nil)
+	pv := ocp.ofType(typePV)["nas-output-2"].Inputs
+	pvc := ocp.ofType(typePVC)["nas-output-2"].Inputs
+	assert.Equal(t, "nas-output-2", path(pv, "metadata", "name").StringValue())
+	assert.Equal(t, "1Ti", path(pv, "spec", "capacity", "storage").StringValue())
+	assert.Equal(t, "Retain", path(pv, "spec", "persistentVolumeReclaimPolicy").StringValue())
+	assert.Equal(t, "nas-static", path(pv, "spec", "storageClassName").StringValue())
+	assert.Equal(t, "/exports/output-2", path(pv, "spec", "nfs", "path").StringValue())
+	assert.Equal(t, "192.0.2.16", path(pv, "spec", "nfs", "server").StringValue())
+	assert.Equal(t, []any{"nfsvers=3", "proto=tcp", "mountproto=tcp", "hard", "timeo=600", "retrans=2", "nolock"},
+		path(pv, "spec", "mountOptions").Mappable())
+	assert.Equal(t, "nas-apps", path(pv, "spec", "claimRef", "namespace").StringValue())
+	assert.Equal(t, "nas-output-2", path(pv, "spec", "claimRef", "name").StringValue())
+	assert.Equal(t, "output", path(pv, "metadata", "labels", "nas-topology/role").StringValue())
+
+	assert.Equal(t, "nas-output-2", path(pvc, "spec", "volumeName").StringValue())
+	assert.Equal(t, "nas-static", path(pvc, "spec", "storageClassName").StringValue())
+	assert.Equal(t, "1Ti", path(pvc, "spec", "resources", "requests", "storage").StringValue())
+	assert.Equal(t, "nas-apps", path(pvc, "metadata", "namespace").StringValue())
+}
+
+func TestDevUsesFixedClusterIPsAndNodePorts(t *testing.T) {
+	dev := mustRun(t, "dev", nil)
+	cfg, err := spec.MergedConfig(projectDir, "dev")
+	require.NoError(t, err)
+	var cluster spec.Cluster
+	require.NoError(t, json.Unmarshal([]byte(cfg[spec.KeyCluster]), &cluster))
+
+	var nodePorts []int
+	for _, name := range serverNames {
+		want := cluster.Servers[name]
+		svc := dev.ofType(typeService)[name].Inputs
+		pv := dev.ofType(typePV)[name].Inputs
+		assert.Equal(t, want.ClusterIP, path(svc, "spec", "clusterIP").StringValue(), name)
+		assert.Equal(t, want.ClusterIP, path(pv, "spec", "nfs", "server").StringValue(), "%s: PV must point at the Service clusterIP", name)
+		assert.Equal(t, "NodePort", path(svc, "spec", "type").StringValue())
+		ports := path(svc, "spec", "ports").ArrayValue()
+		require.Len(t, ports, 2)
+		nfs, pmap := ports[0].ObjectValue(), ports[1].ObjectValue()
+		assert.Equal(t, 2049.0, nfs["port"].NumberValue())
+		assert.Equal(t, "nfs", nfs["targetPort"].StringValue())
+		assert.Equal(t, 111.0, pmap["port"].NumberValue())
+		assert.Equal(t, "portmapper", pmap["targetPort"].StringValue())
+		nodePorts = append(nodePorts, int(nfs["nodePort"].NumberValue()))
+		assert.Equal(t, want.ClusterIP, dev.outputs[name]["nfsAddress"], "stack output nfsAddress")
+	}
+	assert.Equal(t, []int{32150, 32151, 32152, 32153, 32154, 32155, 32156}, nodePorts)
+}
+
+func TestBackupIsReadOnly(t *testing.T) {
+	for _, stack := range []string{"dev", "ocp"} {
+		r := mustRun(t, stack, nil)
+		pv := r.ofType(typePV)["nas-backup-1"].Inputs
+		assert.True(t, path(pv, "spec", "nfs", "readOnly").BoolValue(), stack)
+		assert.Equal(t, []any{"ReadOnlyMany"}, path(pv, "spec", "accessModes").Mappable(), stack)
+		assert.Contains(t, r.outputs["nas-backup-1"]["mountCommand"], ",ro ")
+	}
+	dev := mustRun(t, "dev", nil)
+	for name, d := range dev.ofType(typeDeployment) {
+		args := path(d.Inputs, "spec", "template", "spec", "containers").ArrayValue()[0].ObjectValue()["args"].Mappable()
+		assert.Equal(t, name == "nas-backup-1", slices.Contains(args.([]any), "--read-only"), "%s: nasd --read-only", name)
+	}
+}
+
+func TestDeploymentsMeetTheRestrictedPodSecurityStandard(t *testing.T) {
+	dev := mustRun(t, "dev", nil)
+	for name, d := range dev.ofType(typeDeployment) {
+		t.Run(name, func(t *testing.T) {
+			spec := path(d.Inputs, "spec")
+			assert.Equal(t, 1.0, path(spec.ObjectValue(), "replicas").NumberValue())
+			assert.Equal(t, "Recreate", path(spec.ObjectValue(), "strategy", "type").StringValue())
+			pod := path(spec.ObjectValue(), "template", "spec").ObjectValue()
+			assert.True(t, path(pod, "securityContext", "runAsNonRoot").BoolValue())
+			assert.NotZero(t, path(pod, "securityContext", "runAsUser").NumberValue())
+			assert.Equal(t, "RuntimeDefault", path(pod, "securityContext", "seccompProfile", "type").StringValue())
+			assert.False(t, path(pod, "hostNetwork").IsBool() && path(pod, "hostNetwork").BoolValue())
+			assert.False(t, path(pod, "hostPID").IsBool() && path(pod, "hostPID").BoolValue())
+
+			containers := path(pod, "containers").ArrayValue()
+			require.Len(t, containers, 1)
+			c := containers[0].ObjectValue()
+			assert.True(t, path(c, "securityContext", "runAsNonRoot").BoolValue())
+			assert.False(t, path(c, "securityContext", "allowPrivilegeEscalation").BoolValue())
+			assert.False(t, path(c, "securityContext", "privileged").BoolValue())
+			assert.True(t, path(c, "securityContext", "readOnlyRootFilesystem").BoolValue())
+			assert.Equal(t, []any{"ALL"}, path(c, "securityContext", "capabilities", "drop").Mappable())
+			assert.True(t, path(c, "securityContext", "capabilities", "add").IsNull())
+			for _, kind := range []string{"requests", "limits"} {
+				for _, res := range []string{"cpu", "memory"} {
+					assert.NotEmpty(t, path(c, "resources", kind, res).StringValue(), "%s.%s", kind, res)
+				}
+			}
+			assert.Equal(t, "/readyz", path(c, "readinessProbe", "httpGet", "path").StringValue())
+			assert.Equal(t, "/healthz", path(c, "livenessProbe", "httpGet", "path").StringValue())
+			for _, port := range path(c, "ports").ArrayValue() {
+				assert.Greater(t, port.ObjectValue()["containerPort"].NumberValue(), 1024.0, "non-root nasd listens on high ports")
+			}
+
+			vols := map[string]resource.PropertyMap{}
+			for _, v := range path(pod, "volumes").ArrayValue() {
+				vols[v.ObjectValue()["name"].StringValue()] = v.ObjectValue()
+			}
+			assert.Equal(t, "/mnt/windows/"+name, path(vols["windows"], "hostPath", "path").StringValue())
+			assert.Equal(t, "DirectoryOrCreate", path(vols["windows"], "hostPath", "type").StringValue())
+			assert.Equal(t, "500Mi", path(vols["data"], "emptyDir", "sizeLimit").StringValue())
+			assert.True(t, path(vols["data"], "emptyDir", "medium").IsNull(), "disk-backed emptyDir")
+
+			tmplLabels := path(spec.ObjectValue(), "template", "metadata", "labels").Mappable().(map[string]any)
+			for _, l := range []string{"app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/part-of", "app.kubernetes.io/managed-by"} {
+				assert.NotEmpty(t, tmplLabels[l], l)
+			}
+			assert.Equal(t, name, tmplLabels["app.kubernetes.io/instance"])
+		})
+	}
+}
+
+// Every shared PV/PVC field: changing it in Pulumi.yaml changes the PV (or PVC)
+// of both stacks the same way, and the digest.
+func TestSharedChangesReachBothStacks(t *testing.T) {
+	baseDev, baseOCP := mustRun(t, "dev", nil), mustRun(t, "ocp", nil)
+	server := func(f func(s map[string]any)) func(cfg map[string]string) {
+		return func(cfg map[string]string) {
+			var servers []map[string]any
+			require.NoError(t, json.Unmarshal([]byte(cfg[spec.KeyServers]), &servers))
+			f(servers[4]) // nas-output-1
+			b, _ := json.Marshal(servers)
+			cfg[spec.KeyServers] = string(b)
+		}
+	}
+	cases := []struct {
+		name string
+		edit func(cfg map[string]string)
+	}{
+		{"capacity", server(func(s map[string]any) { s["capacity"] = "3Ti" })},
+		{"accessModes", server(func(s map[string]any) { s["accessModes"] = []string{"ReadWriteOnce"} })},
+		{"exportPath", server(func(s map[string]any) { s["exportPath"] = "/exports/results-1" })},
+		{"readOnly", server(func(s map[string]any) { s["readOnly"] = true; s["accessModes"] = []string{"ReadOnlyMany"} })},
+		{"volumeName", server(func(s map[string]any) { s["volumeName"] = "nas-results-1" })},
+		{"claim", server(func(s map[string]any) { s["claim"] = map[string]string{"namespace": "nas-apps", "name": "results"} })},
+		{"server labels", server(func(s map[string]any) { s["labels"] = map[string]string{"tier": "gold"} })},
+		{"mountOptions", func(cfg map[string]string) { cfg[spec.KeyMountOptions] = `["nfsvers=3","proto=tcp","soft"]` }},
+		{"storageClassName", func(cfg map[string]string) { cfg[spec.KeyStorageClassName] = "nas-static-v2" }},
+		{"labels", func(cfg map[string]string) { cfg[spec.KeyLabels] = `{"team":"storage"}` }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			// A shared change is an edit of Pulumi.yaml: every stack sees it, and
+			// the override guard compares against that same edited file.
+			dev, ocp := runEditedProject(t, "dev", tc.edit), runEditedProject(t, "ocp", tc.edit)
+			assert.NotEqual(t, baseDev.topology.VolumeSpecDigest, dev.topology.VolumeSpecDigest, "digest must change")
+			assert.Equal(t, dev.topology.VolumeSpecDigest, ocp.topology.VolumeSpecDigest, "both stacks see the change")
+			assert.NotEqual(t, volumeSnapshot(baseDev), volumeSnapshot(dev), "dev volumes must change")
+			assert.NotEqual(t, volumeSnapshot(baseOCP), volumeSnapshot(ocp), "ocp volumes must change")
+			assert.Equal(t, volumeSnapshot(ocp), volumeSnapshot(dev), "and stay identical across stacks")
+		})
+	}
+}
+
+// Every per-environment setting: changing it in a stack file changes no PV or
+// PVC field but nfs.server.
+func TestStackSettingsCannotChangeVolumes(t *testing.T) {
+	base := volumeSnapshot(mustRun(t, "dev", nil))
+	baseOCP := volumeSnapshot(mustRun(t, "ocp", nil))
+	clusterEdit := func(f func(c map[string]any)) func(cfg map[string]string) {
+		return func(cfg map[string]string) {
+			var c map[string]any
+			require.NoError(t, json.Unmarshal([]byte(cfg[spec.KeyCluster]), &c))
+			f(c)
+			b, _ := json.Marshal(c)
+			cfg[spec.KeyCluster] = string(b)
+		}
+	}
+	devCases := map[string]func(cfg map[string]string){
+		"clusterIP": clusterEdit(func(c map[string]any) {
+			c["servers"].(map[string]any)["nas-input-1"].(map[string]any)["clusterIP"] = "10.96.160.1"
+		}),
+		"nodePort": clusterEdit(func(c map[string]any) {
+			c["servers"].(map[string]any)["nas-input-1"].(map[string]any)["nodePort"] = 31000
+		}),
+		"windowsRoot":     clusterEdit(func(c map[string]any) { c["windowsRoot"] = "/mnt/c/nas" }),
+		"image":           clusterEdit(func(c map[string]any) { c["image"] = "nasd:other" }),
+		"exportSizeLimit": clusterEdit(func(c map[string]any) { c["exportSizeLimit"] = "2Gi" }),
+		"runAsUser":       clusterEdit(func(c map[string]any) { c["runAsUser"] = 1000 }),
+		"serviceCIDR": clusterEdit(func(c map[string]any) {
+			c["serviceCIDR"] = "10.96.0.0/11"
+		}),
+		"kubeContext":      func(cfg map[string]string) { cfg[spec.KeyKubeContext] = "other" },
+		"manageNamespaces": func(cfg map[string]string) { cfg[spec.KeyManageNamespaces] = "false" },
+	}
+	for name, edit := range devCases {
+		t.Run("dev/"+name, func(t *testing.T) {
+			assert.Equal(t, base, volumeSnapshot(mustRun(t, "dev", edit)))
+		})
+	}
+	t.Run("ocp/addresses", func(t *testing.T) {
+		r := mustRun(t, "ocp", func(cfg map[string]string) {
+			cfg[spec.KeyExternal] = strings.ReplaceAll(cfg[spec.KeyExternal], "192.0.2.", "198.51.100.")
+		})
+		assert.Equal(t, baseOCP, volumeSnapshot(r))
+		assert.Equal(t, "198.51.100.11", path(r.ofType(typePV)["nas-input-1"].Inputs, "spec", "nfs", "server").StringValue())
+	})
+	// A stack file that sets a shared key is refused before anything is registered.
+	for _, key := range spec.SharedKeys {
+		t.Run("refused/"+key, func(t *testing.T) {
+			r, err := runStack(t, "dev", func(cfg map[string]string) {
+				switch key {
+				case spec.KeyMountOptions:
+					cfg[key] = `["nfsvers=4.1"]`
+				case spec.KeyLabels:
+					cfg[key] = `{"env":"dev"}`
+				case spec.KeyServers:
+					cfg[key] = strings.Replace(cfg[key], `"500Gi"`, `"5Gi"`, 1)
+				default:
+					cfg[key] = cfg[key] + "-dev"
+				}
+			})
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), spec.Namespace+":"+key+":")
+			assert.Empty(t, r.ofType(typePV), "nothing may be registered")
+		})
+	}
+}
+
+// volumeSnapshot is every PV and PVC input, minus nfs.server, as JSON.
+func volumeSnapshot(r *run) string {
+	out := map[string]any{}
+	for name, pv := range r.ofType(typePV) {
+		out["pv/"+name] = withoutNFSServer(pv)
+	}
+	for name, pvc := range r.ofType(typePVC) {
+		out["pvc/"+name] = pvc.Inputs.Mappable()
+	}
+	b, err := json.Marshal(out)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}
+
+func TestStackOutputs(t *testing.T) {
+	dev, ocp := mustRun(t, "dev", nil), mustRun(t, "ocp", nil)
+	for _, name := range serverNames {
+		for _, r := range []*run{dev, ocp} {
+			out := r.outputs[name]
+			require.NotNil(t, out, name)
+			assert.NotEmpty(t, out["nfsAddress"])
+			assert.Equal(t, name, out["volumeName"])
+			assert.Equal(t, name, out["claimName"])
+			assert.Equal(t, "nas-apps", out["claimNamespace"])
+			assert.True(t, strings.HasPrefix(out["exportPath"].(string), "/exports/"))
+			assert.Contains(t, out["mountCommand"], fmt.Sprintf("%s:%s /mnt/%s", out["nfsAddress"], out["exportPath"], name))
+			assert.Contains(t, out["mountCommand"], "-o nfsvers=3,")
+		}
+		assert.NotNil(t, dev.outputs[name]["nodePort"])
+		assert.Nil(t, ocp.outputs[name]["nodePort"])
+	}
+}
+
+func keys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
