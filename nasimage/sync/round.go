@@ -101,6 +101,7 @@ func (e *Engine) round(ctx context.Context, first, quiet bool) (roundResult, err
 	pending := res.planned
 	failedTo := map[reconcile.Side]bool{}
 	for _, a := range plan.Actions {
+		e.log.Debug("action", "op", a.Op.String(), "path", a.Path, "to", a.To.String())
 		switch a.Op {
 		case reconcile.Record:
 			e.anc[a.Path] = a.Pair

@@ -80,13 +80,18 @@ func (ap *Applier) expect(root, rel string, want reconcile.Entry, what string) e
 	return nil
 }
 
+// pair is the ancestor entry for a Copy or Mkdir just done: the source as
+// planned and verified (not as it may be by now: a change after the copy is
+// the next round's to see) and the destination as it now is.
 func (ap *Applier) pair(a reconcile.Action) (reconcile.Pair, error) {
-	w, err := scan.Stat(ap.Windows, a.Path)
+	dst, err := scan.Stat(ap.root(a.To), a.Path)
 	if err != nil {
 		return reconcile.Pair{}, err
 	}
-	n, err := scan.Stat(ap.NFS, a.Path)
-	return reconcile.Pair{Windows: w, NFS: n}, err
+	if a.To == reconcile.NFS {
+		return reconcile.Pair{Windows: a.Source, NFS: dst}, nil
+	}
+	return reconcile.Pair{Windows: dst, NFS: a.Source}, nil
 }
 
 func (ap *Applier) copy(ctx context.Context, a reconcile.Action) (Outcome, error) {
