@@ -2,10 +2,14 @@
 # `make test` is THE test command (README, .ci/run).
 
 GO       ?= go
+PULUMI   ?= pulumi
 TOOLCHAIN ?= ../shared/toolchain
 FUZZTIME ?= 15s
+# The file backend in Pulumi.yaml needs a passphrase; there are no secrets in
+# the config, so an empty one is fine unless you add some.
+export PULUMI_CONFIG_PASSPHRASE ?=
 
-.PHONY: test deps vet unit fuzz bench
+.PHONY: test deps vet unit fuzz bench up preview-dev preview-ocp parity stacks
 
 ## test: everything a clean checkout must pass (installs its apt deps when run as root)
 test: deps vet unit fuzz
@@ -29,3 +33,21 @@ fuzz:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
+
+## stacks: create the dev and ocp stacks in the local file backend if missing
+stacks:
+	@for s in dev ocp; do $(PULUMI) stack ls --json 2>/dev/null | grep -q "\"name\": \"$$s\"" || $(PULUMI) stack init $$s --non-interactive >/dev/null; done
+
+## up: THE main job: build the dev topology on Minikube (see README for the Minikube setup)
+up: stacks
+	$(PULUMI) up --stack dev
+
+preview-dev: stacks
+	$(PULUMI) preview --stack dev
+
+preview-ocp: stacks
+	$(PULUMI) preview --stack ocp
+
+## parity: prove the dev and ocp PV/PVC definitions are identical but for nfs.server
+parity:
+	$(GO) test -count=1 -run 'TestVolumesAreIdenticalAcrossStacksExceptNFSServer|TestSharedChangesReachBothStacks|TestStackSettingsCannotChangeVolumes' -v ./tests/ | grep -E '^(=== RUN|--- |ok|FAIL|\s+stacks_test)'

@@ -18,7 +18,7 @@ const (
 	NFSPort              = 2049  // Service port: NFSv3 and MOUNT (one TCP port)
 	PortmapperPort       = 111   // Service port: PMAP v2 / RPCBIND
 	nfsContainerPort     = 20490 // nasd NFS+MOUNT listener
-	portmapContainerPort = 1110  // nasd portmapper listener
+	portmapContainerPort = 20111 // nasd portmapper listener
 	httpContainerPort    = 8080  // nasd /healthz /readyz /metrics
 )
 
@@ -28,7 +28,8 @@ const (
 	dataMount    = "/data"        // disk-backed emptyDir
 	exportDir    = "/data/export" // the exported copy
 	stateDir     = "/data/state"  // handle secret and sync ancestor
-	gracePeriod  = 60             // seconds for SIGTERM: finish NFS requests, flush sync
+	gracePeriod  = 60             // seconds kubelet waits after SIGTERM before SIGKILL
+	nasdGrace    = "50s"          // nasd's budget to finish NFS calls and flush sync, inside gracePeriod
 	appName      = "nasd"         // app.kubernetes.io/name
 	partOf       = "nas-topology" // app.kubernetes.io/part-of
 	managedBy    = "pulumi"       // app.kubernetes.io/managed-by
@@ -90,23 +91,25 @@ func ServiceArgs(namespace string, srv spec.Server, cs spec.ClusterServer) *core
 
 // NasdArgs is the command line of `nasd serve` for a server.
 func NasdArgs(srv spec.Server) []string {
-	args := []string{
+	options := "rw,sync"
+	if srv.ReadOnly {
+		options = "ro,sync"
+	}
+	return []string{
 		"serve",
 		"--role=" + string(srv.Role),
 		"--fsid=" + strconv.Itoa(*srv.FSID),
-		"--export-dir=" + exportDir,
+		"--options=" + options,
+		"--export=" + exportDir,
 		"--export-path=" + srv.ExportPath,
-		"--state-dir=" + stateDir,
+		"--state=" + stateDir,
 		"--windows-dir=" + windowsMount,
 		"--listen=:" + strconv.Itoa(nfsContainerPort),
 		"--portmap-listen=:" + strconv.Itoa(portmapContainerPort),
 		"--advertise-port=" + strconv.Itoa(NFSPort),
-		"--http=:" + strconv.Itoa(httpContainerPort),
+		"--http-listen=:" + strconv.Itoa(httpContainerPort),
+		"--shutdown-grace=" + nasdGrace,
 	}
-	if srv.ReadOnly {
-		args = append(args, "--read-only")
-	}
-	return args
 }
 
 // DeploymentArgs renders the nasd Deployment of a server: one replica (two

@@ -119,7 +119,7 @@ func TestBackupIsReadOnly(t *testing.T) {
 	dev := mustRun(t, "dev", nil)
 	for name, d := range dev.ofType(typeDeployment) {
 		args := path(d.Inputs, "spec", "template", "spec", "containers").ArrayValue()[0].ObjectValue()["args"].Mappable()
-		assert.Equal(t, name == "nas-backup-1", slices.Contains(args.([]any), "--read-only"), "%s: nasd --read-only", name)
+		assert.Equal(t, name == "nas-backup-1", slices.Contains(args.([]any), "--options=ro,sync"), "%s: nasd exports read-only", name)
 	}
 }
 
