@@ -9,7 +9,7 @@ FUZZTIME ?= 15s
 # the config, so an empty one is fine unless you add some.
 export PULUMI_CONFIG_PASSPHRASE ?=
 
-.PHONY: test deps vet unit fuzz bench up preview-dev preview-ocp parity stacks
+.PHONY: test deps vet unit fuzz bench up preview-dev preview-ocp parity stacks e2e
 
 ## test: everything a clean checkout must pass (installs its apt deps when run as root)
 test: deps vet unit fuzz
@@ -48,6 +48,10 @@ preview-dev: stacks
 preview-ocp: stacks
 	$(PULUMI) preview --stack ocp
 
-## parity: prove the dev and ocp PV/PVC definitions are identical but for nfs.server
+## parity: the real previews of dev and ocp plan identical PVs/PVCs but for nfs.server (needs pulumi; no cluster)
 parity:
-	$(GO) test -count=1 -run 'TestVolumesAreIdenticalAcrossStacksExceptNFSServer|TestSharedChangesReachBothStacks|TestStackSettingsCannotChangeVolumes' -v ./tests/ | grep -E '^(=== RUN|--- |ok|FAIL|\s+stacks_test)'
+	tests/parity/preview.sh
+
+## e2e: real pulumi CLI + Kubernetes provider + local API server (../shared/toolchain)
+e2e:
+	TOOLCHAIN=$(TOOLCHAIN) tests/e2e/run.sh
