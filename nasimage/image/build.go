@@ -201,6 +201,10 @@ func (o Options) withDefaults() (Options, error) {
 
 // findModule walks up from dir to the go.mod that declares ModulePath.
 func findModule(dir string) (string, error) {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return "", err
+	}
 	for d := dir; ; {
 		if data, err := os.ReadFile(filepath.Join(d, "go.mod")); err == nil && modulePathOf(data) == ModulePath {
 			return d, nil
