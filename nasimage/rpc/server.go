@@ -12,6 +12,7 @@ import (
 	"path"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	nfs "github.com/willscott/go-nfs"
@@ -294,7 +295,8 @@ func (c *conn) serve() {
 func (c *conn) readFailed(err error) {
 	s := c.s
 	switch {
-	case errors.Is(err, io.EOF), s.draining.Load(), c.closing.Load(), errors.Is(err, net.ErrClosed):
+	case errors.Is(err, io.EOF), errors.Is(err, syscall.ECONNRESET), s.draining.Load(), c.closing.Load(), errors.Is(err, net.ErrClosed):
+		// a normal end (clients such as libnfs close with a reset)
 	case errors.Is(err, ErrRecordTooLarge):
 		s.m.connErrors.WithLabelValues("record_too_large").Inc()
 		s.log.Warn("closing connection: record too large", "peer", c.peer, "err", err)

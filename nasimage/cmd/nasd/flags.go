@@ -8,6 +8,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/nas-topology/nas-topology/nasimage/rpc"
 )
 
 // Flags of `nasd serve`. Every flag can also be set from the environment
@@ -52,7 +54,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.Uint64Var(&f.fsid, "fsid", 0, "unique export id, part of every file handle (overrides fsid= in --options when set)")
 	fs.StringVar(&f.role, "role", "output", "server role: input (Windows -> NFS), backup (Windows -> NFS, forced read-only), output (both ways)")
 	fs.IntVar(&f.backends, "nfs-concurrency", 8, "NFS calls served at once (go-nfs connections)")
-	fs.IntVar(&f.maxRecord, "max-record", 4<<20+64<<10, "largest RPC record accepted, in bytes; bigger ones close the connection")
+	fs.IntVar(&f.maxRecord, "max-record", rpc.DefaultMaxRecord, "largest RPC record accepted, in bytes; bigger ones close the connection")
 	fs.DurationVar(&f.grace, "shutdown-grace", 25*time.Second, "on SIGTERM, time to finish NFS calls and let workers flush before exiting")
 	fs.StringVar(&f.logFormat, "log-format", "json", "log format: json or text")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
