@@ -197,7 +197,7 @@ func tree(root string) string {
 }
 
 // eventually polls cond until it returns nil or 15 s pass.
-func eventually(t *testing.T, what string, cond func() error) {
+func eventually(t testing.TB, what string, cond func() error) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	var err error

@@ -1,0 +1,263 @@
+package sync
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	gosync "sync"
+	"syscall"
+	"testing"
+	"time"
+
+	nfsc "github.com/willscott/go-nfs-client/nfs"
+
+	"github.com/nas-topology/nas-topology/nasimage/internal/nfstest"
+	"github.com/nas-topology/nas-topology/nasimage/sync/reconcile"
+)
+
+// nfsWrite writes a file through the NFS client in small WRITE calls, the way
+// applications on the cluster write results.
+func nfsWrite(t testing.TB, v *nfsc.Target, p string, data []byte) {
+	t.Helper()
+	_ = v.Remove(p) // OpenFile does not truncate
+	f, err := v.OpenFile(p, 0o644)
+	if err != nil {
+		t.Fatalf("nfs create %s: %v", p, err)
+	}
+	for off := 0; off < len(data); off += 32 << 10 {
+		if _, err := f.Write(data[off:min(off+32<<10, len(data))]); err != nil {
+			t.Fatalf("nfs write %s: %v", p, err)
+		}
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// nfsRead reads a file through the NFS client (a fresh lookup every time).
+func nfsRead(v *nfsc.Target, p string) ([]byte, error) {
+	f, err := v.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(f)
+}
+
+func nfsHas(v *nfsc.Target, p string, want []byte) func() error {
+	return func() error {
+		got, err := nfsRead(v, p)
+		if err != nil {
+			return err
+		}
+		if !bytes.Equal(got, want) {
+			return fmt.Errorf("%s over NFS: %d bytes, want %d", p, len(got), len(want))
+		}
+		return nil
+	}
+}
+
+// TestOutputThroughNFSClient: an application writes and deletes through a
+// real NFS client (go-nfs-client against nasd's NFS stack); Windows edits
+// with plain file operations.
+func TestOutputThroughNFSClient(t *testing.T) {
+	h := newHarness(t, testConfig(t, reconcile.Output))
+	srv := nfstest.Start(t, nfstest.Options{Dir: h.nfs})
+	h.run()
+	v := nfstest.Mount(t, srv.Addr, "/")
+
+	result := bigContent(1 << 20)
+	if _, err := v.Mkdir("run1", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	nfsWrite(t, v, "run1/result.bin", result)
+	nfsWrite(t, v, "bad:name.txt", []byte("linux only"))
+	eventually(t, "NFS write on Windows", func() error {
+		return sameContent(filepath.Join(h.nfs, "run1/result.bin"), filepath.Join(h.win, "run1/result.bin"))
+	})
+
+	write(t, h.win, "run1/notes.txt", "from the tester")
+	eventually(t, "Windows file over NFS", nfsHas(v, "run1/notes.txt", []byte("from the tester")))
+	write(t, h.win, "run1/notes.txt", "edited")
+	eventually(t, "Windows edit over NFS", nfsHas(v, "run1/notes.txt", []byte("edited")))
+
+	if err := v.Remove("run1/result.bin"); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(h.win, "run1/notes.txt"))
+	eventually(t, "deletions both ways", func() error {
+		if err := treeIs(h.win, "run1/")(); err != nil {
+			return err
+		}
+		if _, err := nfsRead(v, "run1/notes.txt"); err == nil {
+			return fmt.Errorf("notes.txt still readable over NFS")
+		}
+		return nil
+	})
+	if _, err := nfsRead(v, "bad:name.txt"); err != nil {
+		t.Fatalf("skipped name lost on NFS: %v", err)
+	}
+	if n := h.metric("nasd_sync_skipped_names"); n != 1 {
+		t.Fatalf("skipped names = %v", n)
+	}
+}
+
+var nasdBuild struct {
+	once gosync.Once
+	path string
+	err  error
+}
+
+// nasdBinary builds nasd once per test run.
+func nasdBinary(t testing.TB) string {
+	t.Helper()
+	nasdBuild.once.Do(func() {
+		dir, err := os.MkdirTemp("", "nassync-nasd-")
+		if err != nil {
+			nasdBuild.err = err
+			return
+		}
+		nasdBuild.path = filepath.Join(dir, "nasd")
+		out, err := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", nasdBuild.path,
+			"github.com/nas-topology/nas-topology/nasimage/cmd/nasd").CombinedOutput()
+		if err != nil {
+			nasdBuild.err = fmt.Errorf("building nasd: %v\n%s", err, out)
+		}
+	})
+	if nasdBuild.err != nil {
+		t.Fatal(nasdBuild.err)
+	}
+	return nasdBuild.path
+}
+
+// nasdProc is nasd running as a child process.
+type nasdProc struct {
+	cmd        *exec.Cmd
+	nfs, http  string
+	mu         gosync.Mutex
+	logs       bytes.Buffer
+	exited     chan error
+	readyAfter time.Duration
+}
+
+func (p *nasdProc) log() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.logs.String()
+}
+
+func startNasd(t testing.TB, export, state, windows string, extra ...string) *nasdProc {
+	t.Helper()
+	args := append([]string{"serve", "--export", export, "--state", state, "--windows-dir", windows,
+		"--listen", "127.0.0.1:0", "--portmap-listen", "", "--http-listen", "127.0.0.1:0", "--advertise-port", "0",
+		"--log-level", "debug"}, extra...)
+	cmd := exec.Command(nasdBinary(t), args...)
+	stderr, _ := cmd.StderrPipe()
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &nasdProc{cmd: cmd, exited: make(chan error, 1)}
+	serving := make(chan map[string]any, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			p.mu.Lock()
+			p.logs.Write(append(sc.Bytes(), '\n'))
+			p.mu.Unlock()
+			var line map[string]any
+			if json.Unmarshal(sc.Bytes(), &line) == nil && line["msg"] == "serving" {
+				serving <- line
+			}
+		}
+		p.exited <- cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		if t.Failed() {
+			t.Logf("nasd log:\n%s", p.log())
+		}
+	})
+	select {
+	case line := <-serving:
+		p.nfs, p.http = line["nfs"].(string), line["http"].(string)
+	case err := <-p.exited:
+		t.Fatalf("nasd exited: %v\n%s", err, p.log())
+	case <-time.After(30 * time.Second):
+		t.Fatalf("nasd not serving\n%s", p.log())
+	}
+	eventually(t, "nasd ready", func() error {
+		resp, err := http.Get("http://" + p.http + "/readyz")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("/readyz %d", resp.StatusCode)
+		}
+		return nil
+	})
+	p.readyAfter = time.Since(start)
+	return p
+}
+
+func (p *nasdProc) stop(t testing.TB) {
+	t.Helper()
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-p.exited:
+		if err != nil {
+			t.Fatalf("nasd exit: %v\n%s", err, p.log())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("nasd did not stop on SIGTERM\n%s", p.log())
+	}
+}
+
+// TestNasdServesAndSyncs runs the real nasd binary with the sync flags: the
+// initial sync gates /readyz, Windows changes show up over NFS without a
+// restart (the old design needed one for inputs), /metrics carries the sync
+// metrics, and SIGTERM flushes.
+func TestNasdServesAndSyncs(t *testing.T) {
+	base := t.TempDir()
+	win, export, state := filepath.Join(base, "windows"), filepath.Join(base, "export"), filepath.Join(base, "state")
+	for _, d := range []string{win, export, state} {
+		os.MkdirAll(d, 0o755)
+	}
+	write(t, win, "testdata/input1.csv", "a,b\n1,2\n")
+	p := startNasd(t, export, state, win, "--role", "input", "--exclude", "*.bak")
+	v := nfstest.Mount(t, p.nfs, "/")
+	if err := nfsHas(v, "testdata/input1.csv", []byte("a,b\n1,2\n"))(); err != nil {
+		t.Fatalf("initial sync not done when ready: %v", err)
+	}
+	write(t, win, "testdata/input2.csv", "new")
+	write(t, win, "testdata/old.bak", "excluded")
+	eventually(t, "new Windows file over NFS", nfsHas(v, "testdata/input2.csv", []byte("new")))
+	if _, err := nfsRead(v, "testdata/old.bak"); err == nil {
+		t.Fatal("excluded file synced")
+	}
+	resp, err := http.Get("http://" + p.http + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`nasd_sync_files_copied_total{direction="windows_to_nfs"} 2`, "nasd_sync_last_success_timestamp_seconds", "nasd_sync_pending_actions 0"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	write(t, win, "testdata/last.csv", "written right before SIGTERM")
+	p.stop(t)
+	if b, err := os.ReadFile(filepath.Join(export, "testdata/last.csv")); err != nil || string(b) != "written right before SIGTERM" {
+		t.Fatalf("not flushed on SIGTERM: %q %v", b, err)
+	}
+}
