@@ -9,7 +9,7 @@ FUZZTIME ?= 15s
 # the config, so an empty one is fine unless you add some.
 export PULUMI_CONFIG_PASSPHRASE ?=
 
-.PHONY: test deps vet unit fuzz bench up preview-dev preview-ocp parity stacks e2e
+.PHONY: test deps vet unit fuzz bench bench-nfs up preview-dev preview-ocp parity stacks e2e
 
 ## test: everything a clean checkout must pass (installs its apt deps when run as root)
 test: deps vet unit fuzz
@@ -55,3 +55,7 @@ parity:
 ## e2e: real pulumi CLI + Kubernetes provider + local API server (../shared/toolchain)
 e2e:
 	TOOLCHAIN=$(TOOLCHAIN) tests/e2e/run.sh
+
+## bench-nfs: nasd vs stock go-nfs vs nfs-ganesha (when installed), same client, table with ratios
+bench-nfs:
+	$(GO) run ./nasimage/cmd/nfsbench
