@@ -107,6 +107,18 @@ func (f *exportFS) TempFile(dir, prefix string) (billy.File, error) {
 	return f.Filesystem.TempFile(dir, prefix)
 }
 
+// Lstat resolves the parent directory inside the export and stats the
+// last component itself. (BoundOS.Lstat is as safe but re-resolves every
+// component of the export's own absolute path, twice, on every call: most
+// of the CPU time of a GETATTR.)
+func (f *exportFS) Lstat(name string) (os.FileInfo, error) {
+	p, err := f.resolve(name, false)
+	if err != nil {
+		return nil, err
+	}
+	return os.Lstat(p)
+}
+
 // resolve returns the host path of name inside the export; with
 // followLast false the last component is not resolved (for l* calls).
 func (f *exportFS) resolve(name string, followLast bool) (string, error) {
