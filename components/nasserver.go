@@ -78,12 +78,14 @@ func NewNasServer(ctx *pulumi.Context, name string, args *NasServerArgs, opts ..
 		return nil, fmt.Errorf("NasServer %s: unknown target %q", name, args.Config.Target)
 	}
 
-	pv, err := corev1.NewPersistentVolume(ctx, name, s.Volume.PersistentVolumeArgs(nfsServer), child...)
+	pvOpts, pvcOpts := volumeOptions(args.Config, s.Volume)
+	pv, err := corev1.NewPersistentVolume(ctx, name, s.Volume.PersistentVolumeArgs(nfsServer), append(child, pvOpts...)...)
 	if err != nil {
 		return nil, err
 	}
 	// The claim waits for its volume: binding by volumeName needs the PV.
-	if _, err := corev1.NewPersistentVolumeClaim(ctx, name, s.Volume.ClaimArgs(), append(child, pulumi.DependsOn([]pulumi.Resource{pv}))...); err != nil {
+	pvcOpts = append(pvcOpts, pulumi.DependsOn([]pulumi.Resource{pv}))
+	if _, err := corev1.NewPersistentVolumeClaim(ctx, name, s.Volume.ClaimArgs(), append(child, pvcOpts...)...); err != nil {
 		return nil, err
 	}
 
@@ -103,6 +105,28 @@ func NewNasServer(ctx *pulumi.Context, name string, args *NasServerArgs, opts ..
 		"claimNamespace": s.ClaimNamespace,
 		"mountCommand":   s.MountCommand,
 	})
+}
+
+// volumeOptions are the resource options of a PV and its PVC. Production
+// volumes (target external) can be adopted (imported by their Kubernetes
+// IDs: PV name, PVC namespace/name) and are protected by default: Protect
+// makes any delete or replacement fail at preview, RetainOnDelete keeps the
+// objects in the cluster when they leave the stack. DeleteBeforeReplace is
+// never used for volumes.
+func volumeOptions(cfg *spec.Config, v Volume) (pv, pvc []pulumi.ResourceOption) {
+	if cfg.Target != spec.TargetExternal {
+		return nil, nil
+	}
+	if cfg.External.Adopt {
+		pv = append(pv, pulumi.Import(pulumi.ID(v.Name)))
+		pvc = append(pvc, pulumi.Import(pulumi.ID(v.Claim.Namespace+"/"+v.Claim.Name)))
+	}
+	if cfg.External.Protected() {
+		for _, opts := range []*[]pulumi.ResourceOption{&pv, &pvc} {
+			*opts = append(*opts, pulumi.Protect(true), pulumi.RetainOnDelete(true))
+		}
+	}
+	return pv, pvc
 }
 
 // MountCommand is the Linux command that mounts the volume like kubelet does.

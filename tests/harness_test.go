@@ -25,9 +25,13 @@ const projectDir = ".."
 
 // registered is one resource the program registered, with the inputs it sent.
 type registered struct {
-	Type   string
-	Name   string
-	Inputs resource.PropertyMap
+	Type                string
+	Name                string
+	Inputs              resource.PropertyMap
+	ImportID            string // pulumi.Import
+	Protect             bool
+	RetainOnDelete      bool
+	DeleteBeforeReplace bool
 }
 
 // recorder is a pulumi mock monitor that keeps every registration.
@@ -39,7 +43,13 @@ type recorder struct {
 func (r *recorder) NewResource(args pulumi.MockResourceArgs) (string, resource.PropertyMap, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.resources = append(r.resources, registered{Type: args.TypeToken, Name: args.Name, Inputs: args.Inputs})
+	reg := registered{Type: args.TypeToken, Name: args.Name, Inputs: args.Inputs, ImportID: args.ID}
+	if rpc := args.RegisterRPC; rpc != nil {
+		reg.Protect = rpc.GetProtect()
+		reg.RetainOnDelete = rpc.GetRetainOnDelete()
+		reg.DeleteBeforeReplace = rpc.GetDeleteBeforeReplace()
+	}
+	r.resources = append(r.resources, reg)
 	// Outputs = inputs: what the provider would return for a create.
 	return args.Name + "-id", args.Inputs.Copy(), nil
 }

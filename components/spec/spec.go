@@ -89,7 +89,16 @@ type Cluster struct {
 type External struct {
 	// Addresses maps a server name to its physical NAS address (IP or host name).
 	Addresses map[string]string `json:"addresses"`
+	// Adopt takes over the live PVs/PVCs (pulumi import) instead of creating
+	// them: in production they exist, and apps are bound to them.
+	Adopt bool `json:"adopt"`
+	// Protect marks the PVs/PVCs protected and retained on delete, so neither a
+	// destroy nor a replacement can remove production volumes. Default true.
+	Protect *bool `json:"protect"`
 }
+
+// Protected reports whether production volumes are protected (the default).
+func (x *External) Protected() bool { return x.Protect == nil || *x.Protect }
 
 // Config is the whole validated configuration of one stack.
 type Config struct {

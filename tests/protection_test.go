@@ -1,0 +1,55 @@
+package tests
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/nas-topology/nas-topology/components/spec"
+)
+
+// setExternal edits the ocp stack's `external` object (JSON) as a string.
+func setExternal(f func(ext string) string) func(cfg map[string]string) {
+	return func(cfg map[string]string) { cfg[spec.KeyExternal] = f(cfg[spec.KeyExternal]) }
+}
+
+func TestProductionVolumesAreProtectedByDefault(t *testing.T) {
+	ocp := mustRun(t, "ocp", nil)
+	for _, typ := range []string{typePV, typePVC} {
+		for name, r := range ocp.ofType(typ) {
+			assert.True(t, r.Protect, "%s %s: protect", typ, name)
+			assert.True(t, r.RetainOnDelete, "%s %s: retainOnDelete", typ, name)
+			assert.False(t, r.DeleteBeforeReplace, "%s %s: deleteBeforeReplace is never used", typ, name)
+		}
+	}
+	// dev volumes are disposable: a destroy removes them.
+	dev := mustRun(t, "dev", nil)
+	for name, r := range dev.ofType(typePV) {
+		assert.False(t, r.Protect || r.RetainOnDelete, "dev PV %s", name)
+	}
+}
+
+func TestProtectionCanBeTurnedOff(t *testing.T) {
+	ocp := mustRun(t, "ocp", setExternal(func(ext string) string {
+		return strings.Replace(ext, "{", `{"protect":false,`, 1)
+	}))
+	for name, r := range ocp.ofType(typePV) {
+		assert.False(t, r.Protect || r.RetainOnDelete, "PV %s", name)
+	}
+}
+
+func TestAdoptImportsByKubernetesID(t *testing.T) {
+	plain := mustRun(t, "ocp", nil)
+	for name, r := range plain.ofType(typePV) {
+		require.Empty(t, r.ImportID, "PV %s: no import unless adopt is set", name)
+	}
+	ocp := mustRun(t, "ocp", setExternal(func(ext string) string {
+		return strings.Replace(ext, "{", `{"adopt":true,`, 1)
+	}))
+	for _, name := range serverNames {
+		assert.Equal(t, name, ocp.ofType(typePV)[name].ImportID, "PV is imported by name")
+		assert.Equal(t, "nas-apps/"+name, ocp.ofType(typePVC)[name].ImportID, "PVC is imported by namespace/name")
+	}
+}
