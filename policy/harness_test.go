@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -58,6 +59,7 @@ func runProgram(t *testing.T, stack string) programRun {
 	t.Helper()
 	raw, err := spec.MergedConfig(projectRoot, stack)
 	require.NoError(t, err)
+	withPrebuiltImage(t, raw)
 	cfg := map[string]string{}
 	for k, v := range raw {
 		cfg[spec.Namespace+":"+k] = v
@@ -71,6 +73,27 @@ func runProgram(t *testing.T, stack string) programRun {
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
 	return programRun{resources: slices.Clone(rec.res), config: cfg}
+}
+
+// withPrebuiltImage points a cluster stack at a prebuilt nasd reference
+// (image loader "none"), so that running the program neither builds the nasd
+// image nor loads it into a cluster: the rules do not look at the image.
+func withPrebuiltImage(t *testing.T, raw map[string]string) {
+	t.Helper()
+	c, ok := raw[spec.KeyCluster]
+	if !ok {
+		return
+	}
+	var cluster map[string]any
+	require.NoError(t, json.Unmarshal([]byte(c), &cluster))
+	if _, ok := cluster["imageLoader"]; !ok {
+		return
+	}
+	cluster["imageLoader"] = "none"
+	cluster["image"] = "nasd:policy-test"
+	b, err := json.Marshal(cluster)
+	require.NoError(t, err)
+	raw[spec.KeyCluster] = string(b)
 }
 
 // stackConfig is what the pack reads from the config the engine passes it.

@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi/policyx"
 )
@@ -13,6 +15,14 @@ const (
 	nodePortMin = 30000
 	nodePortMax = 32767
 )
+
+// inOrder is the resources sorted by URN, so that of two clashing resources
+// the same one is always reported, whatever order the engine sends them in.
+func inOrder(rs []policyx.AnalyzerResource) []policyx.AnalyzerResource {
+	out := slices.Clone(rs)
+	slices.SortStableFunc(out, func(a, b policyx.AnalyzerResource) int { return strings.Compare(a.URN, b.URN) })
+	return out
+}
 
 // about points the checker at one resource of the stack.
 func about(c *checker, r policyx.AnalyzerResource, kind string) node {
@@ -30,7 +40,7 @@ func about(c *checker, r policyx.AnalyzerResource, kind string) node {
 // the stack. Ports left to the cluster (no nodePort) are not checked.
 func checkNodePorts(rs []policyx.AnalyzerResource, c *checker) {
 	seen := map[int]string{}
-	for _, r := range rs {
+	for _, r := range inOrder(rs) {
 		if r.Type != typeService {
 			continue
 		}
@@ -62,7 +72,7 @@ func checkNodePorts(rs []policyx.AnalyzerResource, c *checker) {
 // (headless) and unknown addresses are not compared.
 func checkClusterIPs(rs []policyx.AnalyzerResource, c *checker) {
 	seen := map[string]string{}
-	for _, r := range rs {
+	for _, r := range inOrder(rs) {
 		if r.Type != typeService {
 			continue
 		}
@@ -87,7 +97,7 @@ func checkClusterIPs(rs []policyx.AnalyzerResource, c *checker) {
 // (`--fsid=N` in their command or args): NFS clients tell exports apart by it.
 func checkFSIDs(rs []policyx.AnalyzerResource, c *checker) {
 	seen := map[int]string{}
-	for _, r := range rs {
+	for _, r := range inOrder(rs) {
 		w, ok := workloadOf(r.Type, r.Name, r.Properties)
 		if !ok {
 			continue
@@ -124,7 +134,7 @@ func checkFSIDs(rs []policyx.AnalyzerResource, c *checker) {
 // this stack with the same storage class (else Kubernetes never binds it).
 func checkClaimClasses(rs []policyx.AnalyzerResource, c *checker) {
 	classes := map[string]node{} // PV name -> spec.storageClassName
-	for _, r := range rs {
+	for _, r := range inOrder(rs) {
 		if r.Type == typePV {
 			n := root(r.Properties)
 			if name := n.get("metadata", "name"); name.str() != "" {
@@ -132,7 +142,7 @@ func checkClaimClasses(rs []policyx.AnalyzerResource, c *checker) {
 			}
 		}
 	}
-	for _, r := range rs {
+	for _, r := range inOrder(rs) {
 		if r.Type != typePVC {
 			continue
 		}
