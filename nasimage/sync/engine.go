@@ -80,6 +80,7 @@ type Engine struct {
 	winW    *watch.Watcher
 	started bool
 
+	winSize     int // last Windows scan's size, to presize the next
 	nfsTree     reconcile.Tree
 	nfsScanned  time.Time
 	nfsDirty    bool

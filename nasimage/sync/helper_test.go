@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/nas-topology/nas-topology/nasimage/sync/reconcile"
+	"github.com/nas-topology/nas-topology/nasimage/sync/watch"
 )
 
 // helperEnv makes the test binary run an engine instead of tests, so fault
@@ -30,6 +31,7 @@ type helperConfig struct {
 	// RescanRounds > 0: after ready, run that many rounds and print their
 	// CPU time and the peak RSS as JSON, then exit (the rescan benchmark).
 	RescanRounds int
+	WatchNFS     bool // with RescanRounds: the NFS side watched (the default)
 }
 
 func TestMain(m *testing.M) {
@@ -61,7 +63,7 @@ func helperMain(raw string) int {
 		return 2
 	}
 	if hc.RescanRounds > 0 {
-		return rescanBench(eng, hc.RescanRounds)
+		return rescanBench(eng, hc.RescanRounds, hc.WatchNFS)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
@@ -77,10 +79,17 @@ type helperProc struct {
 	cmd    *exec.Cmd
 	ready  chan struct{}
 	stderr *strings.Builder
+	out    lockedWriter // stdout lines other than READY
 	done   chan error
 }
 
-func startHelper(t *testing.T, hc helperConfig, cred *syscall.Credential, binary string) *helperProc {
+func (hp *helperProc) stdout() string {
+	hp.out.mu.Lock()
+	defer hp.out.mu.Unlock()
+	return hp.out.w.(*strings.Builder).String()
+}
+
+func startHelper(t testing.TB, hc helperConfig, cred *syscall.Credential, binary string) *helperProc {
 	t.Helper()
 	raw, _ := json.Marshal(hc)
 	if binary == "" {
@@ -96,6 +105,7 @@ func startHelper(t *testing.T, hc helperConfig, cred *syscall.Credential, binary
 		t.Fatal(err)
 	}
 	hp := &helperProc{cmd: cmd, ready: make(chan struct{}), stderr: &strings.Builder{}, done: make(chan error, 1)}
+	hp.out.w = &strings.Builder{}
 	cmd.Stderr = &lockedWriter{w: hp.stderr}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -105,6 +115,8 @@ func startHelper(t *testing.T, hc helperConfig, cred *syscall.Credential, binary
 		for sc.Scan() {
 			if sc.Text() == "READY" {
 				close(hp.ready)
+			} else {
+				hp.out.Write(append(sc.Bytes(), '\n'))
 			}
 		}
 		io.Copy(io.Discard, stdout)
@@ -126,7 +138,7 @@ func (hp *helperProc) log() string {
 	return hp.stderr.String()
 }
 
-func (hp *helperProc) waitReady(t *testing.T) {
+func (hp *helperProc) waitReady(t testing.TB) {
 	t.Helper()
 	select {
 	case <-hp.ready:
@@ -137,7 +149,7 @@ func (hp *helperProc) waitReady(t *testing.T) {
 	}
 }
 
-func (hp *helperProc) kill(t *testing.T) {
+func (hp *helperProc) kill(t testing.TB) {
 	t.Helper()
 	hp.cmd.Process.Signal(syscall.SIGKILL)
 	<-hp.done
@@ -156,7 +168,7 @@ type rescanResult struct {
 
 // rescanBench syncs once (from the saved ancestor), then times rounds that
 // find nothing to do: both sides fully scanned, reconciled, nothing applied.
-func rescanBench(eng *Engine, rounds int) int {
+func rescanBench(eng *Engine, rounds int, watched bool) int {
 	anc, err := loadAncestor(eng.cfg.StateDir, eng.cfg.WindowsDir, eng.cfg.NFSDir)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -177,6 +189,18 @@ func rescanBench(eng *Engine, rounds int) int {
 		var ru syscall.Rusage
 		syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	if watched {
+		// The default: the NFS side is watched, so a periodic rescan reads
+		// Windows and trusts the NFS scan until an event or the full-rescan
+		// interval.
+		w, err := watch.New(eng.cfg.NFSDir)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer w.Close()
+		eng.nfsW = w
 	}
 	c0, w0 := cpu(), time.Now()
 	for range rounds {

@@ -26,17 +26,18 @@ func (e *Engine) round(ctx context.Context, first, quiet bool) (roundResult, err
 	e.roundsTotal++
 
 	t0 := time.Now()
-	ws, err := scan.Scan(e.cfg.WindowsDir, e.ex)
+	ws, err := scan.Scan(e.cfg.WindowsDir, e.ex, e.winSize)
 	if err != nil {
 		return res, err
 	}
 	e.m.scanSeconds.WithLabelValues("windows").Observe(time.Since(t0).Seconds())
+	e.winSize = len(ws.Tree)
 
 	var ns scan.Result
 	if e.nfsW == nil || e.nfsDirty || e.nfsTree == nil || first || now.Sub(e.nfsScanned) >= e.cfg.FullRescanInterval {
 		e.nfsDirty = false
 		t0 = time.Now()
-		if ns, err = scan.Scan(e.cfg.NFSDir, e.ex); err != nil {
+		if ns, err = scan.Scan(e.cfg.NFSDir, e.ex, len(e.nfsTree)); err != nil {
 			return res, err
 		}
 		e.m.scanSeconds.WithLabelValues("nfs").Observe(time.Since(t0).Seconds())
@@ -104,7 +105,7 @@ func (e *Engine) round(ctx context.Context, first, quiet bool) (roundResult, err
 		e.log.Debug("action", "op", a.Op.String(), "path", a.Path, "to", a.To.String())
 		switch a.Op {
 		case reconcile.Record:
-			e.anc[a.Path] = a.Pair
+			e.anc[a.Path] = reconcile.Pair{Windows: ws.Tree[a.Path], NFS: ns.Tree[a.Path]}
 			e.ancChanged = true
 			continue
 		case reconcile.Forget:

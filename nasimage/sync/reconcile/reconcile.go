@@ -3,6 +3,7 @@ package reconcile
 import (
 	"cmp"
 	"slices"
+	"sort"
 	"time"
 )
 
@@ -54,7 +55,8 @@ const (
 	Remove
 	// Rename moves Path to NewPath on To: the losing side of a conflict.
 	Rename
-	// Record stores Pair as the ancestor of Path: both sides already agree.
+	// Record stores the two sides' current entries as the ancestor of Path:
+	// both sides already agree.
 	Record
 	// Forget drops Path from the ancestor: it is no longer synced.
 	Forget
@@ -74,7 +76,6 @@ type Action struct {
 	Source  Entry  // Copy, Mkdir: the source entry as scanned
 	Dest    Entry  // Copy, Remove, Rename: what To held at Path when planned
 	NewPath string // Rename
-	Pair    Pair   // Record
 }
 
 // Conflict is a path both sides changed since the last sync in ways that
@@ -115,14 +116,71 @@ func ConflictName(p string, now time.Time) string {
 // Reconcile plans the actions that bring the Windows and NFS trees together
 // under the policy. It is pure: the same input gives the same plan.
 func Reconcile(in State, pol Policy) Result {
+	if settled(in, pol) {
+		return Result{}
+	}
+	return reconcileAll(in, pol)
+}
+
+// settled reports, cheaply, that no path can need an action: every synced
+// path is unchanged on both sides, and every unsynced one is skipped or (one
+// way) an NFS client's own. A rescan that finds nothing new costs a few map
+// lookups per path instead of a full plan.
+func settled(in State, pol Policy) bool {
+	seenW, seenN := 0, 0
+	for p, a := range in.Ancestor {
+		w, okW := in.Windows[p]
+		n, okN := in.NFS[p]
+		if okW {
+			seenW++
+		}
+		if okN {
+			seenN++
+		}
+		if (Changed(a.Windows, w) || Changed(a.NFS, n)) && !skippedIn(in.Skip, p) {
+			return false
+		}
+	}
+	if seenW < len(in.Windows) {
+		for p := range in.Windows {
+			if _, ok := in.Ancestor[p]; !ok && !skippedIn(in.Skip, p) {
+				return false
+			}
+		}
+	}
+	if seenN < len(in.NFS) {
+		for p := range in.NFS {
+			if _, ok := in.Ancestor[p]; ok {
+				continue
+			}
+			if _, onW := in.Windows[p]; !onW && pol.Role != Output && !pol.Mirror {
+				continue // left alone
+			}
+			if !skippedIn(in.Skip, p) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func skippedIn(skip map[string]string, p string) bool {
+	if len(skip) == 0 {
+		return false
+	}
+	for q := p; q != ""; q = Parent(q) {
+		if _, ok := skip[q]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// reconcileAll plans every path (Reconcile without the settled shortcut).
+func reconcileAll(in State, pol Policy) Result {
 	r := reconciler{in: in, pol: pol}
 	r.run()
 	return r.res
-}
-
-type planned struct {
-	a     Action
-	order int // DFS position of the path
 }
 
 type reconciler struct {
@@ -132,7 +190,8 @@ type reconciler struct {
 	pos   map[string]int
 	// changedBelow[side] holds every directory with a changed path under it.
 	changedBelow map[Side]map[string]bool
-	plan         []planned
+	plan         []Action
+	dfs          []int32 // depth-first position of each plan entry's path
 	res          Result
 }
 
@@ -231,20 +290,13 @@ func (r *reconciler) run() {
 	r.order()
 }
 
-func (r *reconciler) skipped(p string) bool {
-	if len(r.in.Skip) == 0 {
-		return false
-	}
-	for q := p; q != ""; q = Parent(q) {
-		if _, ok := r.in.Skip[q]; ok {
-			return true
-		}
-	}
-	return false
-}
+func (r *reconciler) skipped(p string) bool { return skippedIn(r.in.Skip, p) }
 
-func (r *reconciler) emit(a Action) {
-	r.plan = append(r.plan, planned{a: a, order: r.pos[a.Path]})
+func (r *reconciler) emit(a Action) { r.emitAt(a, r.pos[a.Path]) }
+
+func (r *reconciler) emitAt(a Action, order int) {
+	r.plan = append(r.plan, a)
+	r.dfs = append(r.dfs, int32(order))
 }
 
 // propagate makes side to hold at p what the other side holds (src).
@@ -255,7 +307,7 @@ func (r *reconciler) propagate(p string, to Side, src, dst Entry) {
 	case src.Kind == Absent:
 		r.emit(Action{Op: Remove, Path: p, To: to, Dest: dst})
 	case src.Kind == Dir && dst.Kind == Dir:
-		r.emit(Action{Op: Record, Path: p, Pair: r.pair(p)})
+		r.emit(Action{Op: Record, Path: p})
 	case src.Kind == Dir:
 		if dst.Kind != Absent {
 			r.emit(Action{Op: Remove, Path: p, To: to, Dest: dst})
@@ -270,10 +322,6 @@ func (r *reconciler) propagate(p string, to Side, src, dst Entry) {
 	}
 }
 
-func (r *reconciler) pair(p string) Pair {
-	return Pair{Windows: r.in.Windows[p], NFS: r.in.NFS[p]}
-}
-
 // oneWay: Windows is authoritative for every path it holds.
 func (r *reconciler) oneWay(p string) {
 	a, hasA := r.in.Ancestor[p]
@@ -283,7 +331,7 @@ func (r *reconciler) oneWay(p string) {
 		switch {
 		case hasA && !wC && !nC:
 		case (!hasA || nC) && SameContent(w, n):
-			r.emit(Action{Op: Record, Path: p, Pair: Pair{Windows: w, NFS: n}})
+			r.emit(Action{Op: Record, Path: p})
 		default:
 			r.propagate(p, NFS, w, n)
 		}
@@ -324,7 +372,7 @@ func (r *reconciler) twoWay(p string) bool {
 			if w.Kind == Absent {
 				r.emit(Action{Op: Forget, Path: p})
 			} else {
-				r.emit(Action{Op: Record, Path: p, Pair: Pair{Windows: w, NFS: n}})
+				r.emit(Action{Op: Record, Path: p})
 			}
 			return false
 		}
@@ -377,7 +425,7 @@ func (r *reconciler) conflict(p string) {
 			if e.Kind == Dir {
 				act.Op = Mkdir
 			}
-			r.plan = append(r.plan, planned{a: act, order: i})
+			r.emitAt(act, i)
 		}
 		if e, ok := r.in.NFS[q]; ok {
 			act := Action{Op: Copy, Path: q, To: Windows, Source: e}
@@ -398,10 +446,10 @@ func (r *reconciler) conflict(p string) {
 func (r *reconciler) unpin() {
 	removed := map[Side]map[string]bool{Windows: {}, NFS: {}}
 	var dirRemovals bool
-	for _, pl := range r.plan {
-		if pl.a.Op == Remove {
-			removed[pl.a.To][pl.a.Path] = true
-			dirRemovals = dirRemovals || pl.a.Dest.Kind == Dir
+	for _, a := range r.plan {
+		if a.Op == Remove {
+			removed[a.To][a.Path] = true
+			dirRemovals = dirRemovals || a.Dest.Kind == Dir
 		}
 	}
 	if !dirRemovals {
@@ -426,55 +474,69 @@ func (r *reconciler) unpin() {
 		}
 	}
 	drop := map[string]bool{}
-	for i, pl := range r.plan {
-		a := pl.a
+	for i, a := range r.plan {
 		if a.Op == Remove && a.Dest.Kind == Dir && pinned[a.To][a.Path] {
 			drop[a.Path] = true
-			r.plan[i].a = Action{Op: Forget, Path: a.Path}
+			r.plan[i] = Action{Op: Forget, Path: a.Path}
 			if _, tracked := r.in.Ancestor[a.Path]; !tracked || r.pol.Role == Output || skipAbove[a.Path] {
-				r.plan[i].a.Op = 0
+				r.plan[i].Op = 0
 			}
 		}
 	}
-	kept := r.plan[:0]
-	for _, pl := range r.plan {
-		if pl.a.Op == 0 {
+	kept, keptOrder := r.plan[:0], r.dfs[:0]
+	for i, a := range r.plan {
+		if a.Op == 0 {
 			continue
 		}
-		if drop[pl.a.Path] && (pl.a.Op == Copy || pl.a.Op == Mkdir) {
-			r.res.Blocked = append(r.res.Blocked, pl.a.Path)
+		if drop[a.Path] && (a.Op == Copy || a.Op == Mkdir) {
+			r.res.Blocked = append(r.res.Blocked, a.Path)
 			continue
 		}
-		kept = append(kept, pl)
+		kept, keptOrder = append(kept, a), append(keptOrder, r.dfs[i])
 	}
-	r.plan = kept
+	r.plan, r.dfs = kept, keptOrder
 }
 
 // order sorts the plan into the order it must run: renames; removals,
 // deepest first; creations and copies, parents first; ancestor updates.
 func (r *reconciler) order() {
-	phase := func(o Op) int {
-		switch o {
-		case Rename:
-			return 0
-		case Remove:
-			return 1
-		case Mkdir, Copy:
-			return 2
-		}
-		return 3
+	sort.Stable(byPhase{r.plan, r.dfs})
+	r.res.Actions = r.plan
+}
+
+// byPhase sorts a plan and its depth-first positions together (in place: a
+// first sync plans a Record for every path).
+type byPhase struct {
+	a     []Action
+	order []int32
+}
+
+func phase(o Op) int {
+	switch o {
+	case Rename:
+		return 0
+	case Remove:
+		return 1
+	case Mkdir, Copy:
+		return 2
 	}
-	slices.SortStableFunc(r.plan, func(x, y planned) int {
-		if c := cmp.Compare(phase(x.a.Op), phase(y.a.Op)); c != 0 {
-			return c
-		}
-		if x.a.Op == Remove {
-			return cmp.Compare(y.order, x.order)
-		}
-		return cmp.Compare(x.order, y.order)
-	})
-	r.res.Actions = make([]Action, len(r.plan))
-	for i, pl := range r.plan {
-		r.res.Actions[i] = pl.a
+	return 3
+}
+
+func (p byPhase) Len() int { return len(p.a) }
+
+func (p byPhase) Swap(i, j int) {
+	p.a[i], p.a[j] = p.a[j], p.a[i]
+	p.order[i], p.order[j] = p.order[j], p.order[i]
+}
+
+func (p byPhase) Less(i, j int) bool {
+	pi, pj := phase(p.a[i].Op), phase(p.a[j].Op)
+	if pi != pj {
+		return pi < pj
 	}
+	if pi == 1 {
+		return p.order[i] > p.order[j]
+	}
+	return p.order[i] < p.order[j]
 }

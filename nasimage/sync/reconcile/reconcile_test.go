@@ -308,6 +308,9 @@ func TestReconcileProperties(t *testing.T) {
 		pol := pols[i%len(pols)]
 		st := State{Ancestor: anc, Windows: w, NFS: n}
 		res := Reconcile(st, pol)
+		if full := reconcileAll(st, pol); settled(st, pol) && len(full.Actions) != 0 {
+			t.Fatalf("case %d: settled, but a full plan has %d actions", i, len(full.Actions))
+		}
 		t.Run(fmt.Sprintf("case%d", i), func(t *testing.T) {
 			defer func() {
 				if t.Failed() {

@@ -111,7 +111,7 @@ func (wd *world) applyOne(a Action) error {
 			}
 		}
 	case Record:
-		wd.anc[a.Path] = a.Pair
+		wd.record(a.Path)
 	case Forget:
 		delete(wd.anc, a.Path)
 	default:
@@ -167,7 +167,10 @@ func settle(t *testing.T, wd *world, pol Policy, res Result) {
 			t.Fatalf("after %s: sides disagree: %v", describeAll(res.Actions), err)
 		}
 	}
-	again := Reconcile(wd.state(), pol)
+	again := reconcileAll(wd.state(), pol)
+	if settled(wd.state(), pol) && len(again.Actions) != 0 {
+		t.Fatalf("settled, but a full plan has %d actions", len(again.Actions))
+	}
 	if len(again.Actions) != 0 {
 		t.Fatalf("after %s: second round planned %s", describeAll(res.Actions), describeAll(again.Actions))
 	}

@@ -30,7 +30,10 @@ var DefaultExcludes = []string{"Thumbs.db", "desktop.ini", "~$*", ".~lock.*#", "
 // any depth; one with '/' matches the whole relative path. Matching ignores
 // case, as Windows does.
 type Excludes struct {
-	names, paths []string
+	exact    map[string]bool // names without wildcards
+	prefixes []string        // names of the form "prefix*"
+	names    []string        // other name globs
+	paths    []string        // globs of whole relative paths
 }
 
 // NewExcludes validates the glob patterns (path.Match syntax).
@@ -44,9 +47,18 @@ func NewExcludes(patterns []string) (*Excludes, error) {
 		if _, err := path.Match(p, ""); err != nil {
 			return nil, errors.New("exclude pattern " + p + ": " + err.Error())
 		}
-		if strings.Contains(p, "/") {
+		meta := strings.IndexAny(p, `*?[\\`)
+		switch {
+		case strings.Contains(p, "/"):
 			ex.paths = append(ex.paths, p)
-		} else {
+		case meta < 0:
+			if ex.exact == nil {
+				ex.exact = map[string]bool{}
+			}
+			ex.exact[p] = true
+		case meta == len(p)-1 && p[meta] == '*':
+			ex.prefixes = append(ex.prefixes, p[:meta])
+		default:
 			ex.names = append(ex.names, p)
 		}
 	}
@@ -58,8 +70,16 @@ func (ex *Excludes) Match(rel, name string) bool {
 	if ex == nil {
 		return false
 	}
-	if len(ex.names) > 0 {
+	if ex.exact != nil || len(ex.prefixes) > 0 || len(ex.names) > 0 {
 		name = strings.ToLower(name)
+		if ex.exact[name] {
+			return true
+		}
+		for _, p := range ex.prefixes {
+			if strings.HasPrefix(name, p) {
+				return true
+			}
+		}
 		for _, p := range ex.names {
 			if ok, _ := path.Match(p, name); ok {
 				return true
@@ -93,12 +113,12 @@ type Result struct {
 }
 
 // Scan walks root. Entries that vanish during the walk are left out; root
-// itself must exist.
-func Scan(root string, ex *Excludes) (Result, error) {
+// itself must exist. sizeHint (the previous scan's size) presizes the tree.
+func Scan(root string, ex *Excludes, sizeHint int) (Result, error) {
 	if _, err := os.Stat(root); err != nil {
 		return Result{}, err
 	}
-	s := scanner{root: root, ex: ex, res: Result{Tree: reconcile.Tree{}, Unreadable: map[string]string{}}}
+	s := scanner{root: root, ex: ex, res: Result{Tree: make(reconcile.Tree, sizeHint), Unreadable: map[string]string{}}}
 	s.dir("")
 	return s.res, nil
 }
@@ -110,7 +130,12 @@ type scanner struct {
 }
 
 func (s *scanner) dir(rel string) {
-	entries, err := os.ReadDir(filepath.Join(s.root, filepath.FromSlash(rel)))
+	d, err := os.Open(filepath.Join(s.root, filepath.FromSlash(rel)))
+	var entries []fs.DirEntry
+	if err == nil {
+		entries, err = d.ReadDir(-1) // unsorted: order does not matter here
+		defer d.Close()
+	}
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) && rel != "" {
 			delete(s.res.Tree, rel)
@@ -119,6 +144,8 @@ func (s *scanner) dir(rel string) {
 		s.res.Unreadable[rel] = err.Error()
 		return
 	}
+	var st statter
+	st.open(d)
 	for _, de := range entries {
 		name := de.Name()
 		p := name
@@ -132,13 +159,9 @@ func (s *scanner) dir(rel string) {
 		if s.ex.Match(p, name) {
 			continue
 		}
-		fi, err := de.Info()
-		if err != nil {
-			continue // vanished
-		}
-		e, ok := entryOf(fi)
-		if !ok {
-			continue // sockets, devices, fifos: not synced
+		e, ok, err := st.entry(d, name)
+		if err != nil || !ok {
+			continue // vanished; or a socket, device or fifo: not synced
 		}
 		if e.Kind == reconcile.Symlink {
 			if e.Target, err = os.Readlink(filepath.Join(s.root, filepath.FromSlash(p))); err != nil {
@@ -160,7 +183,7 @@ func entryOf(fi fs.FileInfo) (reconcile.Entry, bool) {
 	case t == fs.ModeDir:
 		e.Kind, e.Mode, e.ModTime = reconcile.Dir, 0, 0
 	case t == fs.ModeSymlink:
-		e.Kind, e.Mode = reconcile.Symlink, 0
+		e.Kind, e.Mode, e.ModTime = reconcile.Symlink, 0, 0
 	default:
 		return e, false
 	}

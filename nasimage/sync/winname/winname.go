@@ -3,6 +3,7 @@
 package winname
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/nas-topology/nas-topology/nasimage/sync/reconcile"
@@ -43,30 +44,41 @@ func Problem(name string) string {
 // ancestor) stays, else the one Windows has, else the first in byte order.
 func Unsyncable(nfs, windows reconcile.Tree, anc reconcile.Ancestor) map[string]string {
 	out := map[string]string{}
-	groups := map[string][]string{}
+	// Only paths not synced yet can be new problems: a synced path was
+	// checked when it was new, and won any twin contest since. So a rescan
+	// with nothing new costs one map lookup per path.
+	var dirs map[string]bool
 	for p := range nfs {
-		name := p[strings.LastIndexByte(p, '/')+1:]
-		if why := Problem(name); why != "" {
+		if _, ok := anc[p]; ok {
+			continue
+		}
+		if why := Problem(p[strings.LastIndexByte(p, '/')+1:]); why != "" {
 			out[p] = why
 			continue
 		}
-		k := strings.ToLower(p)
-		groups[k] = append(groups[k], p)
-	}
-	for p := range windows {
-		if _, ok := nfs[p]; ok {
-			continue
+		if dirs == nil {
+			dirs = map[string]bool{}
 		}
-		k := strings.ToLower(p)
-		if g, ok := groups[k]; ok {
-			groups[k] = append(g, p)
+		dirs[reconcile.Parent(p)] = true
+	}
+	if dirs == nil {
+		return out
+	}
+	groups := map[string][]string{}
+	for _, t := range []reconcile.Tree{nfs, windows} {
+		for p := range t {
+			if !dirs[reconcile.Parent(p)] || out[p] != "" {
+				continue
+			}
+			k := strings.ToLower(p)
+			groups[k] = append(groups[k], p)
 		}
 	}
 	for _, g := range groups {
+		g = slices.Compact(slices.Sorted(slices.Values(g)))
 		if len(g) < 2 {
 			continue
 		}
-		keep := g[0]
 		rank := func(p string) int {
 			if _, ok := anc[p]; ok {
 				return 0
@@ -76,8 +88,9 @@ func Unsyncable(nfs, windows reconcile.Tree, anc reconcile.Ancestor) map[string]
 			}
 			return 2
 		}
+		keep := g[0]
 		for _, p := range g[1:] {
-			if rank(p) < rank(keep) || rank(p) == rank(keep) && p < keep {
+			if rank(p) < rank(keep) {
 				keep = p
 			}
 		}
