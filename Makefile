@@ -59,3 +59,9 @@ e2e:
 ## bench-nfs: nasd vs stock go-nfs vs nfs-ganesha (when installed), same client, table with ratios
 bench-nfs:
 	$(GO) run ./nasimage/cmd/nfsbench
+
+## bench-sync: sync engine latency (change -> readable on the other side, p50/p99 over 100 changes,
+## both directions, 1 KiB and 10 MiB, default settings) and CPU/RSS of a rescan of 100,000 files
+bench-sync:
+	$(GO) test -count=1 -run '^$$' -bench 'BenchmarkLatency' -benchtime 100x -timeout 30m ./nasimage/sync/
+	$(GO) test -count=1 -run '^$$' -bench 'BenchmarkRescan100k' -benchtime 1x -timeout 30m ./nasimage/sync/
