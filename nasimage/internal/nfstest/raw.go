@@ -185,3 +185,36 @@ func (r *Raw) Getattr(t testing.TB, fh []byte) uint32 {
 	}
 	return rep.Words[0]
 }
+
+// GetattrAll sends GETATTR for every handle, pipelined in batches on this
+// connection (the server answers them concurrently, in any order), and
+// returns the status of each.
+func (r *Raw) GetattrAll(t testing.TB, fhs [][]byte) []uint32 {
+	t.Helper()
+	const batch = 128
+	status := make([]uint32, len(fhs))
+	for start := 0; start < len(fhs); start += batch {
+		end := min(start+batch, len(fhs))
+		var buf []byte
+		base := r.xid + 1
+		for i := start; i < end; i++ {
+			r.xid++
+			call := Call(r.xid, 2, 100003, 3, 1, XDR{}.Opaque(fhs[i]))
+			buf = binary.BigEndian.AppendUint32(buf, uint32(len(call))|1<<31)
+			buf = append(buf, call...)
+		}
+		errc := make(chan error, 1)
+		go func() { _, err := r.Conn.Write(buf); errc <- err }()
+		for range end - start {
+			rep, err := r.Read()
+			if err != nil || rep.AcceptStat != 0 || len(rep.Words) == 0 {
+				t.Fatalf("pipelined GETATTR: %+v %v", rep, err)
+			}
+			status[start+int(rep.XID-base)] = rep.Words[0]
+		}
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	}
+	return status
+}
