@@ -37,6 +37,11 @@ func Run(ctx *pulumi.Context, projectDir string) (*Topology, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Target == spec.TargetCluster {
+		if cfg.Cluster.Image, err = resolveImage(ctx, cfg.Cluster); err != nil {
+			return nil, err
+		}
+	}
 	return Deploy(ctx, cfg)
 }
 

@@ -238,8 +238,13 @@ func TestStackSettingsCannotChangeVolumes(t *testing.T) {
 		"nodePort": clusterEdit(func(c map[string]any) {
 			c["servers"].(map[string]any)["nas-input-1"].(map[string]any)["nodePort"] = 31000
 		}),
-		"windowsRoot":     clusterEdit(func(c map[string]any) { c["windowsRoot"] = "/mnt/c/nas" }),
-		"image":           clusterEdit(func(c map[string]any) { c["image"] = "nasd:other" }),
+		"windowsRoot": clusterEdit(func(c map[string]any) { c["windowsRoot"] = "/mnt/c/nas" }),
+		"image": clusterEdit(func(c map[string]any) {
+			c["imageLoader"], c["image"] = "none", "registry.example/nasd:1.0"
+		}),
+		"imageLoader": clusterEdit(func(c map[string]any) {
+			c["imageLoader"], c["imageRegistry"] = "registry", "localhost:5000"
+		}),
 		"exportSizeLimit": clusterEdit(func(c map[string]any) { c["exportSizeLimit"] = "2Gi" }),
 		"runAsUser":       clusterEdit(func(c map[string]any) { c["runAsUser"] = 1000 }),
 		"serviceCIDR": clusterEdit(func(c map[string]any) {
@@ -323,4 +328,35 @@ func keys[V any](m map[string]V) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// The Deployments run the image built from nasimage/: its tag derives from the
+// image digest, so the same source gives the same reference (no rollout) and
+// a prebuilt reference replaces it only with imageLoader none.
+func TestDeploymentsRunTheBuiltImage(t *testing.T) {
+	images := func(r *run) map[string]string {
+		out := map[string]string{}
+		for name, d := range r.ofType(typeDeployment) {
+			out[name] = path(d.Inputs, "spec", "template", "spec", "containers").ArrayValue()[0].ObjectValue()["image"].StringValue()
+		}
+		return out
+	}
+	first := images(mustRun(t, "dev", nil))
+	require.Len(t, first, 7)
+	ref := first["nas-input-1"]
+	assert.Regexp(t, `^docker\.io/library/nasd:sha-[0-9a-f]{12}$`, ref)
+	for name, img := range first {
+		assert.Equal(t, ref, img, name)
+	}
+	assert.Equal(t, first, images(mustRun(t, "dev", nil)), "same source, same reference")
+
+	registry := images(mustRun(t, "dev", func(cfg map[string]string) {
+		cfg[spec.KeyCluster] = strings.Replace(cfg[spec.KeyCluster], `"imageLoader":"minikube"`, `"imageLoader":"registry","imageRegistry":"localhost:5000"`, 1)
+	}))
+	assert.Equal(t, "localhost:5000/nasd:"+strings.SplitN(ref, ":", 2)[1], registry["nas-input-1"], "the registry loader's reference")
+
+	prebuilt := images(mustRun(t, "dev", func(cfg map[string]string) {
+		cfg[spec.KeyCluster] = strings.Replace(cfg[spec.KeyCluster], `"imageLoader":"minikube"`, `"imageLoader":"none","image":"registry.example/nasd:1.0"`, 1)
+	}))
+	assert.Equal(t, "registry.example/nasd:1.0", prebuilt["nas-input-1"])
 }

@@ -142,4 +142,7 @@ func (c *Cluster) applyDefaults() {
 	if c.RunAsUser == 0 {
 		c.RunAsUser = DefaultRunAsUser
 	}
+	if c.ImageLoader == "" {
+		c.ImageLoader = DefaultImageLoader
+	}
 }

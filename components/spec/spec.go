@@ -74,7 +74,16 @@ type Cluster struct {
 	// WindowsRoot is the directory inside the node where the Windows share is
 	// mounted; each server syncs WindowsRoot/<server name>.
 	WindowsRoot string `json:"windowsRoot"`
-	// Image is the nasd image reference the Deployments run.
+	// ImageLoader says how the nasd image built from nasimage/ reaches the
+	// cluster during `up`: minikube (default), containerd, registry, or none.
+	ImageLoader string `json:"imageLoader"`
+	// ImageRegistry is where the registry loader pushes (host[:port][/path]).
+	ImageRegistry string `json:"imageRegistry"`
+	// MinikubeProfile is the minikube profile the minikube loader loads into.
+	MinikubeProfile string `json:"minikubeProfile"`
+	// Image is a prebuilt nasd reference, only with imageLoader none. Empty:
+	// the Deployments run the image built from this checkout. After
+	// components.Run it holds the reference the Deployments run.
 	Image string `json:"image"`
 	// ServiceCIDR is the cluster's Service range; fixed clusterIPs must be in it.
 	ServiceCIDR string `json:"serviceCIDR"`
@@ -137,4 +146,8 @@ const (
 	DefaultServiceCIDR     = "10.96.0.0/12" // Minikube's and kube-apiserver's default
 	DefaultExportSizeLimit = "500Mi"
 	DefaultRunAsUser       = 65532
+	DefaultImageLoader     = "minikube"
 )
+
+// ImageLoaders are the valid cluster.imageLoader values.
+var ImageLoaders = []string{"minikube", "containerd", "registry", "none"}

@@ -157,7 +157,15 @@ func validateCluster(c *Cluster, servers []Server, e *errs) {
 	if !path.IsAbs(c.WindowsRoot) {
 		e.add(key+".windowsRoot", "%q must be an absolute path inside the node (e.g. /mnt/windows)", c.WindowsRoot)
 	}
-	if strings.TrimSpace(c.Image) == "" || strings.ContainsAny(c.Image, " \t\n") {
+	switch {
+	case !slices.Contains(ImageLoaders, c.ImageLoader):
+		e.add(key+".imageLoader", "unknown image loader %q: want one of %v", c.ImageLoader, ImageLoaders)
+	case c.ImageLoader == "registry" && c.ImageRegistry == "":
+		e.add(key+".imageRegistry", "is required with imageLoader registry (e.g. localhost:5000)")
+	case c.Image != "" && c.ImageLoader != "none":
+		e.add(key+".image", "a prebuilt image is only used with imageLoader none; with %q the image is built from nasimage/ (remove image, or set imageLoader: none)", c.ImageLoader)
+	}
+	if strings.ContainsAny(c.Image, " \t\n") {
 		e.add(key+".image", "%q is not an image reference", c.Image)
 	}
 	if !quantity.MatchString(c.ExportSizeLimit) {

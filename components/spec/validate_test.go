@@ -161,6 +161,15 @@ func TestValidationNamesTheField(t *testing.T) {
 		{"bad label value", "dev", func(t *testing.T, c map[string]string) {
 			c[KeyLabels] = `{"app.kubernetes.io/part-of":"nas topology"}`
 		}, "labels.app.kubernetes.io/part-of"},
+		{"unknown image loader", "dev", func(t *testing.T, c map[string]string) {
+			edit(t, c, KeyCluster, func(o *obj) { (*o)["imageLoader"] = "docker" })
+		}, "cluster.imageLoader"},
+		{"registry loader without a registry", "dev", func(t *testing.T, c map[string]string) {
+			edit(t, c, KeyCluster, func(o *obj) { (*o)["imageLoader"] = "registry" })
+		}, "cluster.imageRegistry"},
+		{"prebuilt image with a loader that builds", "dev", func(t *testing.T, c map[string]string) {
+			edit(t, c, KeyCluster, func(o *obj) { (*o)["image"] = "nasd:1.0" })
+		}, "cluster.image"},
 		{"manageNamespaces not a bool", "dev", func(t *testing.T, c map[string]string) { c[KeyManageNamespaces] = "yes" }, "manageNamespaces"},
 	}
 	for _, tc := range cases {

@@ -141,13 +141,30 @@ func Load(ctx context.Context, loader string, res *Result, opts LoadOptions) (st
 	}
 }
 
-// push writes the image, byte for byte (same digest), to the registry.
-func push(ctx context.Context, res *Result, opts LoadOptions) (string, error) {
+// PlannedReference is the reference Load will return for res, without
+// loading anything: what a preview shows the Deployments will run.
+func PlannedReference(loader string, res *Result, opts LoadOptions) string {
+	switch {
+	case loader == LoaderNone && opts.Reference != "":
+		return opts.Reference
+	case loader == LoaderRegistry:
+		return registryReference(res, opts)
+	}
+	return res.Reference
+}
+
+// registryReference is the built reference moved to opts.Registry.
+func registryReference(res *Result, opts LoadOptions) string {
 	built, err := name.NewTag(res.Reference)
 	if err != nil {
-		return "", err
+		return res.Reference // Build always makes a valid tag
 	}
-	ref := fmt.Sprintf("%s/%s:%s", strings.TrimSuffix(opts.Registry, "/"), path.Base(built.RepositoryStr()), built.TagStr())
+	return fmt.Sprintf("%s/%s:%s", strings.TrimSuffix(opts.Registry, "/"), path.Base(built.RepositoryStr()), built.TagStr())
+}
+
+// push writes the image, byte for byte (same digest), to the registry.
+func push(ctx context.Context, res *Result, opts LoadOptions) (string, error) {
+	ref := registryReference(res, opts)
 	var nameOpts []name.Option
 	if opts.Insecure {
 		nameOpts = append(nameOpts, name.Insecure)

@@ -174,6 +174,10 @@ func TestLoadRegistry(t *testing.T) {
 	if want := host + "/team/nasd:" + res.Tag(); ref != want {
 		t.Errorf("reference %q, want %q", ref, want)
 	}
+	// What a preview shows is what up then uses.
+	if planned := PlannedReference(LoaderRegistry, res, LoadOptions{Registry: host + "/team/"}); planned != ref {
+		t.Errorf("PlannedReference %q, Load %q", planned, ref)
+	}
 	tag, err := name.NewTag(ref)
 	if err != nil {
 		t.Fatal(err)

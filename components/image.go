@@ -1,0 +1,46 @@
+package components
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"io"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/nas-topology/nas-topology/components/spec"
+	"github.com/nas-topology/nas-topology/nasimage/image"
+)
+
+// buildImage builds the nasd image once per process. The module is found
+// from the working directory: the project directory when pulumi runs the program.
+var buildImage = sync.OnceValues(func() (*image.Result, error) {
+	return image.Build(context.Background(), image.Options{})
+})
+
+// resolveImage returns the nasd reference the Deployments run. The image is
+// built from the nasd source of this checkout in preview and up alike
+// (reproducible and cached: same source, same digest, same reference, so an
+// unchanged nasd never rolls the pods), and loaded into the cluster only
+// during up.
+func resolveImage(ctx *pulumi.Context, c *spec.Cluster) (string, error) {
+	if c.ImageLoader == image.LoaderNone && c.Image != "" {
+		return c.Image, nil // a prebuilt reference
+	}
+	res, err := buildImage()
+	if err != nil {
+		return "", fmt.Errorf("building the nasd image: %w", err)
+	}
+	_ = ctx.Log.Info(fmt.Sprintf("nasd image %s (%s, %.1f MB, cached: %v)",
+		res.Reference, res.Digest, float64(res.Size)/1e6, res.Cached), nil)
+	opts := image.LoadOptions{MinikubeProfile: c.MinikubeProfile, Registry: c.ImageRegistry, Output: io.Discard}
+	if ctx.DryRun() {
+		// Preview: the reference up will use, without touching the cluster.
+		return image.PlannedReference(c.ImageLoader, res, opts), nil
+	}
+	ref, err := image.Load(ctx.Context(), c.ImageLoader, res, opts)
+	if err != nil {
+		return "", fmt.Errorf("loading the nasd image (%s=%s): %w", image.SettingLoader, c.ImageLoader, err)
+	}
+	return ref, nil
+}
