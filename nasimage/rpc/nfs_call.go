@@ -87,7 +87,7 @@ func (s *Server) nfs(c *conn, call Call, rec []byte, start time.Time) {
 	}
 	r := xdrReader{buf: call.Args}
 	fh := r.opaque(nfs3FHSize)
-	if r.err != nil {
+	if r.err != nil || !checkNFSArgs(call.Proc, call.Args) {
 		c.reply(acceptedReply(call.XID, acceptGarbageArgs, nil))
 		s.m.observe("nfs", proc, "GARBAGE_ARGS", start)
 		return

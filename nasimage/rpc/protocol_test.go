@@ -372,3 +372,31 @@ func TestPipelinedCalls(t *testing.T) {
 		t.Fatalf("answered %d distinct calls, want %d", len(seen), n)
 	}
 }
+
+// TestMalformedArgumentsNeverReachGoNFS: arguments that do not decode, or
+// announce lengths beyond their bounds, get GARBAGE_ARGS from the front
+// door (go-nfs would allocate the announced length first).
+func TestMalformedArgumentsNeverReachGoNFS(t *testing.T) {
+	srv := nfstest.Start(t, nfstest.Options{})
+	c := nfstest.DialRaw(t, srv.Addr, "")
+	root := c.Mnt(t, "/")
+	for name, tc := range map[string]struct {
+		proc uint32
+		args X
+	}{
+		"LOOKUP with a 1.5 GB name":    {3, X{}.Opaque(root).U32(0x59300004)},
+		"LOOKUP without a name":        {3, X{}.Opaque(root)},
+		"READ without count":           {6, X{}.Opaque(root).U64(0)},
+		"WRITE with data beyond":       {7, X{}.Opaque(root).U64(0).U32(4, 2, 1<<30)},
+		"SYMLINK with a 64 KiB target": {10, X{}.Opaque(root).String("l").U32(0, 0, 0, 0, 0, 0).U32(65536)},
+		"handle longer than 64 bytes":  {1, X{}.Opaque(make([]byte, 65))},
+	} {
+		rep, err := c.Call(progNFS, 3, tc.proc, tc.args)
+		if err != nil || rep.Denied || rep.AcceptStat != 4 {
+			t.Errorf("%s: want GARBAGE_ARGS, got %+v %v", name, rep, err)
+		}
+	}
+	if st := c.Getattr(t, root); st != 0 {
+		t.Fatalf("server unusable after garbage: %d", st)
+	}
+}

@@ -1,0 +1,34 @@
+package rpc_test
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/nas-topology/nas-topology/nasimage/internal/nfstest"
+)
+
+// FuzzNFSArgs sends NFSv3 calls with an authentic handle and arbitrary
+// arguments through the front door to go-nfs: whatever a client sends,
+// the server answers and keeps serving (a panic in go-nfs would end the
+// process).
+func FuzzNFSArgs(f *testing.F) {
+	srv := nfstest.Start(f, nfstest.Options{})
+	os.WriteFile(filepath.Join(srv.Dir, "file"), []byte("content"), 0o644)
+	os.Mkdir(filepath.Join(srv.Dir, "dir"), 0o755)
+	c := nfstest.DialRaw(f, srv.Addr, "")
+	root := c.Mnt(f, "/")
+	f.Add(uint8(3), []byte{0, 0, 0, 4, 'f', 'i', 'l', 'e'})
+	f.Add(uint8(6), []byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 16})
+	f.Add(uint8(7), []byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 2, 0, 0, 0, 4, 'a', 'b', 'c', 'd'})
+	f.Add(uint8(17), []byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 16, 0})
+	f.Add(uint8(14), []byte{0, 0, 0, 1, 'x'})
+	f.Fuzz(func(t *testing.T, proc uint8, args []byte) {
+		p := uint32(proc%21) + 1
+		rep, err := c.Call(100003, 3, p, append(nfstest.XDR{}.Opaque(root), args...))
+		if err != nil {
+			t.Fatalf("proc %d: no answer: %v", p, err)
+		}
+		_ = rep
+	})
+}
