@@ -1,6 +1,8 @@
 # nas-topology: the commands the README names, and the pieces CI runs.
 # `make test` is THE test command (README, .ci/run).
 
+SHELL    := bash
+.SHELLFLAGS := -eo pipefail -c
 GO       ?= go
 PULUMI   ?= pulumi
 TOOLCHAIN ?= ../shared/toolchain
@@ -9,7 +11,7 @@ FUZZTIME ?= 15s
 # the config, so an empty one is fine unless you add some.
 export PULUMI_CONFIG_PASSPHRASE ?=
 
-.PHONY: test deps vet unit fuzz bench bench-nfs up preview-dev preview-ocp parity stacks e2e
+.PHONY: test deps vet unit fuzz bench bench-nfs up preview-dev preview-ocp parity stacks e2e drift
 
 ## test: everything a clean checkout must pass (installs its apt deps when run as root)
 test: deps vet unit fuzz
@@ -51,6 +53,10 @@ preview-ocp: stacks
 ## parity: the real previews of dev and ocp plan identical PVs/PVCs but for nfs.server (needs pulumi; no cluster)
 parity:
 	tests/parity/preview.sh
+
+## drift: PV/PVC fields where live production differs from the shared definition (needs the ocp cluster)
+drift: stacks
+	$(PULUMI) preview --stack ocp --refresh --json --non-interactive | $(GO) run ./tests/parity/cmd/driftreport
 
 ## e2e: real pulumi CLI + Kubernetes provider + local API server (../shared/toolchain)
 e2e:

@@ -62,3 +62,29 @@ func TestNotAPreview(t *testing.T) {
 	_, err := FromPreview(strings.NewReader("error: no stack named dev"))
 	require.ErrorContains(t, err, "not a `pulumi preview --json` output")
 }
+
+func TestDriftListsOnlyVolumeFieldsThatUpWouldChange(t *testing.T) {
+	preview := `{"steps":[
+  {"op":"update",
+   "oldState":{"type":"kubernetes:core/v1:PersistentVolume","outputs":{
+     "metadata":{"name":"nas-input-1","uid":"u1"},"spec":{"mountOptions":["nfsvers=3","timeo=300"],"claimRef":{"uid":"c1"}},"status":{"phase":"Bound"}}},
+   "newState":{"type":"kubernetes:core/v1:PersistentVolume","inputs":{
+     "metadata":{"name":"nas-input-1"},"spec":{"mountOptions":["nfsvers=3","timeo=600"]}}},
+   "detailedDiff":{"spec.mountOptions[1]":{"kind":"update","inputDiff":false}}},
+  {"op":"same","newState":{"type":"kubernetes:core/v1:PersistentVolumeClaim","inputs":{"metadata":{"name":"nas-input-1","namespace":"nas-apps"}}}},
+  {"op":"update","newState":{"type":"kubernetes:apps/v1:Deployment","inputs":{}},"detailedDiff":{"spec.replicas":{}}}
+]}`
+	drifts, err := DriftFromPreview(strings.NewReader(preview))
+	require.NoError(t, err)
+	require.Len(t, drifts, 1)
+	require.Equal(t, Drift{Object: "PersistentVolume/nas-input-1", Op: "update", Field: "spec.mountOptions[1]", Live: "timeo=300", Defined: "timeo=600"}, drifts[0])
+	require.Contains(t, drifts[0].String(), `production: "timeo=300"`)
+}
+
+func TestLookupPropertyPaths(t *testing.T) {
+	obj := map[string]any{"metadata": map[string]any{"labels": map[string]any{"app.kubernetes.io/name": "nasd"}}, "a": []any{"x", map[string]any{"b": 2.0}}}
+	require.Equal(t, "nasd", lookup(obj, `metadata.labels["app.kubernetes.io/name"]`))
+	require.Equal(t, 2.0, lookup(obj, "a[1].b"))
+	require.Nil(t, lookup(obj, "a[5]"))
+	require.Nil(t, lookup(obj, "missing.deeper"))
+}
