@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -398,5 +399,44 @@ func TestMalformedArgumentsNeverReachGoNFS(t *testing.T) {
 	}
 	if st := c.Getattr(t, root); st != 0 {
 		t.Fatalf("server unusable after garbage: %d", st)
+	}
+}
+
+// TestPortmapperOverUDP: GETPORT and GETADDR answered over UDP datagrams,
+// with the TCP mappings.
+func TestPortmapperOverUDP(t *testing.T) {
+	srv := nfstest.Start(t, nfstest.Options{})
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.RPC.ServePortmapUDP(pc)
+	c, err := net.Dial("udp", pc.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	call := func(vers, proc uint32, args X) nfstest.Reply {
+		c.Write(nfstest.Call(9, 2, progPortmap, vers, proc, args))
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		buf := make([]byte, 65536)
+		n, err := c.Read(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := nfstest.ParseReply(buf[:n])
+		if err != nil || rep.AcceptStat != 0 {
+			t.Fatalf("UDP reply: %+v %v", rep, err)
+		}
+		return rep
+	}
+	if rep := call(2, 3, X{}.U32(progNFS, 3, 6, 0)); rep.Words[0] != uint32(srv.Port) {
+		t.Fatalf("GETPORT over UDP: %v, want %d", rep.Words, srv.Port)
+	}
+	if rep := call(2, 3, X{}.U32(progMount, 3, 17, 0)); rep.Words[0] != 0 {
+		t.Fatalf("GETPORT mount/udp over UDP: %v, want 0", rep.Words)
+	}
+	if rep := call(4, 3, X{}.U32(progNFS, 3).String("tcp").String("").String("")); !strings.HasSuffix(string(rep.Body[4:4+rep.Words[0]]), fmt.Sprintf(".%d.%d", srv.Port>>8, srv.Port&0xff)) {
+		t.Fatalf("GETADDR over UDP: %q", rep.Body)
 	}
 }

@@ -103,11 +103,12 @@ type Server struct {
 	mounts   mountTable
 	nfsPort  atomic.Int32
 
-	mu        sync.Mutex
-	listeners map[net.Listener]struct{}
-	conns     map[*conn]struct{}
-	connWG    sync.WaitGroup
-	draining  atomic.Bool
+	mu          sync.Mutex
+	listeners   map[net.Listener]struct{}
+	packetConns map[net.PacketConn]struct{}
+	conns       map[*conn]struct{}
+	connWG      sync.WaitGroup
+	draining    atomic.Bool
 }
 
 // NewServer returns a front door for cfg.
@@ -129,11 +130,12 @@ func NewServer(cfg Config) *Server {
 	}
 	cfg.Export.Path = cleanExportPath(cfg.Export.Path)
 	s := &Server{
-		cfg:       cfg,
-		log:       cfg.Logger,
-		m:         cfg.Metrics,
-		listeners: map[net.Listener]struct{}{},
-		conns:     map[*conn]struct{}{},
+		cfg:         cfg,
+		log:         cfg.Logger,
+		m:           cfg.Metrics,
+		listeners:   map[net.Listener]struct{}{},
+		packetConns: map[net.PacketConn]struct{}{},
+		conns:       map[*conn]struct{}{},
 	}
 	s.nfsPort.Store(int32(cfg.NFSPort))
 	s.backends = newBackendPool(cfg.Handler, cfg.Backends, cfg.WriteVerifier)
@@ -223,6 +225,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.draining.Store(true)
 	for l := range s.listeners {
 		l.Close()
+	}
+	for pc := range s.packetConns {
+		pc.Close()
 	}
 	for c := range s.conns {
 		// Wake the reader: it stops reading new calls and waits for the

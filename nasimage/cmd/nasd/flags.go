@@ -24,6 +24,7 @@ type serveFlags struct {
 	state         string
 	listen        string
 	portmapListen string
+	portmapUDP    bool
 	advertisePort int
 	advertisePmap int
 	advertiseHost string
@@ -45,6 +46,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.state, "state", "/var/lib/nasd", "state directory: handle secret (keeps client file handles valid across restarts) and sync state")
 	fs.StringVar(&f.listen, "listen", ":20490", "NFSv3 + MOUNT (+ portmapper) TCP listen address; a high port, the Service maps 2049 to it")
 	fs.StringVar(&f.portmapListen, "portmap-listen", ":20111", "portmapper TCP listen address (the Service maps 111 to it); empty disables")
+	fs.BoolVar(&f.portmapUDP, "portmap-udp", true, "also answer the portmapper over UDP on the --portmap-listen address (some clients ask over UDP first)")
 	fs.IntVar(&f.advertisePort, "advertise-port", 2049, "NFS/MOUNT port the portmapper answers (the Service port); 0 = the --listen port")
 	fs.IntVar(&f.advertisePmap, "advertise-portmap-port", 111, "portmapper port the portmapper advertises for itself")
 	fs.StringVar(&f.advertiseHost, "advertise-host", "", "host in RPCBIND universal addresses; empty = the address the client connected to")

@@ -154,6 +154,14 @@ func serve(ctx context.Context, args []string, stderr io.Writer, started func(li
 		lis.http = httpL.Addr()
 	}
 
+	var pmapUDP net.PacketConn
+	if pmapL != nil && f.portmapUDP {
+		if pmapUDP, err = net.ListenPacket("udp", f.portmapListen); err != nil {
+			closeAll()
+			return fmt.Errorf("portmapper over UDP (--portmap-udp=false to skip): %w", err)
+		}
+	}
+
 	var opsSrv *ops.Server
 	if httpL != nil {
 		opsSrv = ops.Serve(httpL, ops.Handler(ready, reg), log)
@@ -161,6 +169,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer, started func(li
 	go func() { _ = front.Serve(nfsL) }()
 	if pmapL != nil {
 		go func() { _ = front.ServePortmap(pmapL) }()
+	}
+	if pmapUDP != nil {
+		go func() { _ = front.ServePortmapUDP(pmapUDP) }()
 	}
 	ready.Set("nfs", true)
 	log.Info("serving", "export", f.export, "export_path", f.exportPath, "options", cfg.String(),
