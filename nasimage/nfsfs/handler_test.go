@@ -290,3 +290,43 @@ func fastTempDir(t *testing.T) string {
 	}
 	return t.TempDir()
 }
+
+// TestAsyncExportCommits: with `async`, WRITE does not fsync and COMMIT
+// (sent by go-nfs-client on Close) makes the data durable; both succeed
+// and the data is on disk.
+func TestAsyncExportCommits(t *testing.T) {
+	opts := nfsfs.DefaultOptions()
+	opts.Sync = false
+	srv := nfstest.Start(t, nfstest.Options{Export: &opts})
+	v := nfstest.Mount(t, srv.Addr, "/")
+	f, err := v.OpenFile("a", 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := bytes.Repeat([]byte("async "), 50000)
+	if _, err := f.Write(want); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatalf("COMMIT: %v", err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(srv.Dir, "a")); !bytes.Equal(got, want) {
+		t.Fatal("data not on disk after COMMIT")
+	}
+	commits := 0.0
+	families, _ := srv.Registry.Gather()
+	for _, mf := range families {
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if mf.GetName() == "nasd_rpc_requests_total" && labels["procedure"] == "COMMIT" && labels["status"] == "OK" {
+				commits += m.GetCounter().GetValue()
+			}
+		}
+	}
+	if commits == 0 {
+		t.Fatal("no successful COMMIT counted")
+	}
+}
