@@ -62,39 +62,39 @@ type statusError interface{ NFSStatus() uint32 }
 
 func (s *Server) nfs(c *conn, call Call, rec []byte, start time.Time) {
 	if call.Vers != 3 {
-		c.reply(progMismatchReply(call.XID, 3, 3))
 		s.m.observe("nfs", "-", "PROG_MISMATCH", start)
+		c.reply(progMismatchReply(call.XID, 3, 3))
 		return
 	}
 	if call.Proc >= nfsProcCount {
-		c.reply(acceptedReply(call.XID, acceptProcUnavail, nil))
 		s.m.observe("nfs", "-", "PROC_UNAVAIL", start)
+		c.reply(acceptedReply(call.XID, acceptProcUnavail, nil))
 		return
 	}
 	proc := nfsProcNames[call.Proc]
 	if !c.allowed {
 		// A client outside the allowed networks may ask the portmapper and
 		// MOUNT EXPORT, but gets no file access: refuse and hang up.
-		c.reply(authErrorReply(call.XID, authTooWeak))
 		s.m.observe("nfs", proc, "AUTH_ERROR", start)
+		c.reply(authErrorReply(call.XID, authTooWeak))
 		c.closing.Store(true)
 		return
 	}
 	if call.Proc == nfsProcNull {
-		c.reply(successReply(call.XID, nil))
 		s.m.observe("nfs", proc, "OK", start)
+		c.reply(successReply(call.XID, nil))
 		return
 	}
 	r := xdrReader{buf: call.Args}
 	fh := r.opaque(nfs3FHSize)
 	if r.err != nil || !checkNFSArgs(call.Proc, call.Args) {
-		c.reply(acceptedReply(call.XID, acceptGarbageArgs, nil))
 		s.m.observe("nfs", proc, "GARBAGE_ARGS", start)
+		c.reply(acceptedReply(call.XID, acceptGarbageArgs, nil))
 		return
 	}
 	fail := func(status uint32) {
-		c.reply(nfsFailure(call.XID, call.Proc, status))
 		s.m.observe("nfs", proc, nfsStatusName(status), start)
+		c.reply(nfsFailure(call.XID, call.Proc, status))
 	}
 	if err := s.cfg.Handles.Check(fh); err != nil {
 		status := uint32(nfs3ErrBadHandl)
@@ -125,8 +125,8 @@ func (s *Server) nfs(c *conn, call Call, rec []byte, start time.Time) {
 
 	bc, err := s.backends.acquire()
 	if err != nil {
-		c.reply(acceptedReply(call.XID, acceptSystemErr, nil))
 		s.m.observe("nfs", proc, "SYSTEM_ERR", start)
+		c.reply(acceptedReply(call.XID, acceptSystemErr, nil))
 		return
 	}
 	c.inflight.Add(1)
@@ -138,15 +138,16 @@ func (s *Server) nfs(c *conn, call Call, rec []byte, start time.Time) {
 		s.backends.release(bc, err == nil)
 		if err != nil {
 			s.log.Error("go-nfs call failed", "proc", proc, "err", err)
-			c.reply(acceptedReply(call.XID, acceptSystemErr, nil))
 			s.m.observe("nfs", proc, "SYSTEM_ERR", start)
+			c.reply(acceptedReply(call.XID, acceptSystemErr, nil))
 			return
 		}
 		if call.Proc == nfsProcFSInfo {
 			patchFSInfo(rep)
 		}
-		c.reply(rep)
+		// Count before replying: whoever sees the reply sees the count.
 		s.m.observe("nfs", proc, s.nfsReplyStatus(call.Proc, rep), start)
+		c.reply(rep)
 	}()
 }
 

@@ -330,24 +330,24 @@ func (c *conn) reply(rec ...[]byte) {
 func (c *conn) dispatch(call Call, rec []byte) {
 	start := time.Now()
 	if call.RPCVers != 2 {
-		c.reply(rpcMismatchReply(call.XID))
 		c.s.m.observe("rpc", "-", "RPC_MISMATCH", start)
+		c.reply(rpcMismatchReply(call.XID))
 		return
 	}
 	switch {
 	case call.Prog == progPortmap:
 		rep, proc, status := c.s.portmap(c, call)
-		c.reply(rep)
 		c.s.m.observe("portmap", proc, status, start)
+		c.reply(rep)
 	case call.Prog == progMount && !c.portmapOnly:
 		rep, proc, status := c.s.mount(c, call)
-		c.reply(rep)
 		c.s.m.observe("mount", proc, status, start)
+		c.reply(rep)
 	case call.Prog == progNFS && !c.portmapOnly:
 		c.s.nfs(c, call, rec, start)
 	default:
-		c.reply(acceptedReply(call.XID, acceptProgUnavail, nil))
 		c.s.m.observe("other", "-", "PROG_UNAVAIL", start)
+		c.reply(acceptedReply(call.XID, acceptProgUnavail, nil))
 	}
 }
 
