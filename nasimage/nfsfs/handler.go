@@ -169,6 +169,11 @@ func (h *Handler) Commit(fh []byte) error {
 	return nil
 }
 
+// Warm indexes the whole export (in the caller's goroutine): call it in
+// the background at start so that handles from before a restart resolve
+// without waiting for a walk.
+func (h *Handler) Warm() { h.index.warm() }
+
 // IndexSize is the number of handles the index knows (for tests and
 // metrics).
 func (h *Handler) IndexSize() int { return h.index.len() }

@@ -10,21 +10,26 @@ import (
 
 // handleIndex maps file identities back to paths. Every handle given out
 // is recorded; a miss (a handle from before a restart, or a file created
-// behind nasd's back) rebuilds the index by walking the export, at most
-// once per minWalkInterval so that a storm of dead handles cannot turn
-// into a storm of walks.
+// behind nasd's back) rebuilds the index by walking the export. Walks are
+// spaced: 2 s apart, doubling up to a minute while walks find nothing
+// new for the handles asked about, so that a client polling a deleted
+// file cannot keep nasd walking the export.
 type handleIndex struct {
 	root string
 
 	mu    sync.RWMutex
 	paths map[FileID]string
 
-	walkMu   sync.Mutex
-	lastWalk time.Time
-	walks    int
+	walkMu    sync.Mutex
+	lastWalk  time.Time
+	walkEvery time.Duration
+	walks     int
 }
 
-const minWalkInterval = 2 * time.Second
+const (
+	minWalkInterval = 2 * time.Second
+	maxWalkInterval = time.Minute
+)
 
 func newHandleIndex(root string) *handleIndex {
 	return &handleIndex{root: root, paths: map[FileID]string{IDOf(nil): ""}}
@@ -75,11 +80,30 @@ func (x *handleIndex) lookup(id FileID) (string, bool) {
 	if p, ok := x.get(id); ok { // another caller's walk found it
 		return p, true
 	}
-	if time.Since(x.lastWalk) < minWalkInterval {
+	if x.walkEvery == 0 {
+		x.walkEvery = minWalkInterval
+	}
+	if time.Since(x.lastWalk) < x.walkEvery {
 		return "", false
 	}
 	x.walk()
-	return x.get(id)
+	p, ok := x.get(id)
+	if ok {
+		x.walkEvery = minWalkInterval
+	} else {
+		x.walkEvery = min(2*x.walkEvery, maxWalkInterval)
+	}
+	return p, ok
+}
+
+// warm walks the export once, so that the first calls after a restart do
+// not wait for it.
+func (x *handleIndex) warm() {
+	x.walkMu.Lock()
+	defer x.walkMu.Unlock()
+	if x.walks == 0 {
+		x.walk()
+	}
 }
 
 // walk adds every path of the export to the index. It does not follow

@@ -87,6 +87,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer, started func(li
 	if err != nil {
 		return err
 	}
+	go handler.Warm() // index the export for handles clients kept across a restart
 	reg := ops.NewRegistry()
 	ready := ops.NewReadiness("nfs")
 

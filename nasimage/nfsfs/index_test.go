@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // BenchmarkFromHandle100k resolves handles with 100,000 files known to the
@@ -39,5 +40,32 @@ func BenchmarkFromHandle100k(b *testing.B) {
 			b.Fatal(err)
 		}
 		i += 7919
+	}
+}
+
+func TestIndexWalksAreSpaced(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "a"), nil, 0o644)
+	x := newHandleIndex(dir)
+	if _, ok := x.lookup(IDOf([]string{"a"})); !ok || x.walks != 1 {
+		t.Fatalf("first miss should walk and find a (walks %d)", x.walks)
+	}
+	gone := IDOf([]string{"gone"})
+	x.lastWalk = time.Time{}
+	x.lookup(gone) // walks, finds nothing: interval doubles
+	if x.walkEvery != 2*minWalkInterval {
+		t.Fatalf("interval after a fruitless walk: %v", x.walkEvery)
+	}
+	walks := x.walks
+	for range 100 {
+		x.lookup(gone)
+	}
+	if x.walks != walks {
+		t.Fatalf("repeated misses walked %d more times", x.walks-walks)
+	}
+	os.WriteFile(filepath.Join(dir, "b"), nil, 0o644)
+	x.lastWalk = time.Time{}
+	if _, ok := x.lookup(IDOf([]string{"b"})); !ok || x.walkEvery != minWalkInterval {
+		t.Fatalf("a fruitful walk resets the interval: %v", x.walkEvery)
 	}
 }
