@@ -111,6 +111,17 @@ func serve(ctx context.Context, args []string, stderr io.Writer, started func(li
 		}
 	}
 
+	// Bind everything before serving anything, so a bad address fails fast
+	// and the portmapper knows the NFS port before its first answer.
+	var lis listening
+	nfsL, err := net.Listen("tcp", f.listen)
+	if err != nil {
+		return err
+	}
+	lis.nfs = nfsL.Addr()
+	if f.advertisePort == 0 {
+		f.advertisePort = nfsL.Addr().(*net.TCPAddr).Port
+	}
 	front := rpc.NewServer(rpc.Config{
 		Export:        rpc.Export{Path: f.exportPath, Networks: cfg.Networks, ReadOnly: cfg.ReadOnly},
 		Handler:       handler,
@@ -125,13 +136,6 @@ func serve(ctx context.Context, args []string, stderr io.Writer, started func(li
 		Metrics:       rpc.NewMetrics(reg),
 	})
 
-	// Bind everything before serving anything, so a bad address fails fast.
-	var lis listening
-	nfsL, err := net.Listen("tcp", f.listen)
-	if err != nil {
-		return err
-	}
-	lis.nfs = nfsL.Addr()
 	var pmapL, httpL net.Listener
 	closeAll := func() {
 		for _, l := range []net.Listener{nfsL, pmapL, httpL} {

@@ -66,8 +66,13 @@ func Start(t testing.TB, o Options) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
 	reg := prometheus.NewRegistry()
 	front := rpc.NewServer(rpc.Config{
+		NFSPort:   l.Addr().(*net.TCPAddr).Port,
 		Export:    rpc.Export{Path: o.ExportPath, Networks: o.Networks, ReadOnly: opts.ReadOnly},
 		Handler:   h,
 		Handles:   h,
@@ -76,10 +81,6 @@ func Start(t testing.TB, o Options) *Server {
 		MaxRecord: o.MaxRecord,
 		Metrics:   rpc.NewMetrics(reg),
 	})
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	s := &Server{Dir: o.Dir, Key: o.Key, Addr: l.Addr().String(), Port: l.Addr().(*net.TCPAddr).Port,
 		Handler: h, RPC: front, Registry: reg}
 	go func() { _ = front.Serve(l) }()
