@@ -14,6 +14,8 @@ const (
 	nfsProcNull   = 0
 	nfsProcRead   = 6
 	nfsProcWrite  = 7
+	nfsProcMknod  = 11
+	nfsProcLink   = 15
 	nfsProcFSInfo = 19
 	nfsProcCommit = 21
 	nfsProcCount  = 22
@@ -23,6 +25,7 @@ const (
 	nfs3ErrROFS     = 30
 	nfs3ErrStale    = 70
 	nfs3ErrBadHandl = 10001
+	nfs3ErrNotSupp  = 10004
 
 	nfs3FHSize = 64
 )
@@ -107,6 +110,13 @@ func (s *Server) nfs(c *conn, call Call, rec []byte, start time.Time) {
 	}
 	if s.cfg.Export.ReadOnly && nfsMutating[call.Proc] {
 		fail(nfs3ErrROFS)
+		return
+	}
+	if call.Proc == nfsProcMknod || call.Proc == nfsProcLink {
+		// Special files and hard links are not supported (the export is
+		// synced with Windows). go-nfs would answer the same, but decodes
+		// LINK with SYMLINK's layout, reading lengths out of the name.
+		fail(nfs3ErrNotSupp)
 		return
 	}
 	if call.Proc == nfsProcCommit && s.cfg.Commit != nil {
