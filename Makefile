@@ -32,6 +32,7 @@ unit:
 ## fuzz: short runs of each fuzz target (added per package)
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzRecord$$' -fuzztime $(FUZZTIME) ./nasimage/rpc
+	$(GO) test -run '^$$' -fuzz '^FuzzNFSArgs$$' -fuzztime $(FUZZTIME) ./nasimage/rpc
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
