@@ -61,7 +61,6 @@ func loadExpected(dir string) (*expected, error) {
 		byServer: map[string]*server{},
 		byVolume: map[string]*server{},
 		byClaim:  map[spec.Claim]*server{},
-		fsids:    map[int]string{},
 		shared:   cfg.Shared,
 	}
 	for _, s := range cfg.Servers {
@@ -70,9 +69,6 @@ func loadExpected(dir string) (*expected, error) {
 		e.byServer[s.Name] = srv
 		e.byVolume[srv.Volume.Name] = srv
 		e.byClaim[srv.Volume.Claim] = srv
-		if s.FSID != nil {
-			e.fsids[*s.FSID] = s.Name
-		}
 	}
 	return e, nil
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"sort"
 	"strings"
 	"sync"
 
@@ -293,9 +292,7 @@ func unknownLines(rule string, c *checker) []string {
 	for _, u := range c.unknowns {
 		seen[fmt.Sprintf("%s: not checked, unknown: %s", rule, u.msg)] = true
 	}
-	lines := sortedKeys(seen)
-	sort.Strings(lines)
-	return lines
+	return sortedKeys(seen)
 }
 
 // PolicyPack is the pack the engine runs.

@@ -160,7 +160,6 @@ func TestExpectedIsVolumeForOfPulumiYAML(t *testing.T) {
 		assert.Same(t, s, exp.byClaim[s.Volume.Claim])
 		assert.Same(t, s, exp.byServer[s.Name])
 	}
-	assert.Equal(t, "nas-backup-1", exp.fsids[4])
 }
 
 func TestProjectDir(t *testing.T) {
