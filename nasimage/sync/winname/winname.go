@@ -64,14 +64,26 @@ func Unsyncable(nfs, windows reconcile.Tree, anc reconcile.Ancestor) map[string]
 	if dirs == nil {
 		return out
 	}
+	// Twins differ only in case, so at least one of them has an upper-case
+	// letter: group those first, then add the lower-case paths that match a
+	// group. Memory goes with the mixed-case paths, not with the tree.
 	groups := map[string][]string{}
-	for _, t := range []reconcile.Tree{nfs, windows} {
+	trees := []reconcile.Tree{nfs, windows}
+	for _, t := range trees {
 		for p := range t {
-			if !dirs[reconcile.Parent(p)] || out[p] != "" {
-				continue
+			if k := strings.ToLower(p); k != p && dirs[reconcile.Parent(p)] && out[p] == "" {
+				groups[k] = append(groups[k], p)
 			}
-			k := strings.ToLower(p)
-			groups[k] = append(groups[k], p)
+		}
+	}
+	if len(groups) == 0 {
+		return out
+	}
+	for _, t := range trees {
+		for p := range t {
+			if g, ok := groups[p]; ok && out[p] == "" {
+				groups[p] = append(g, p)
+			}
 		}
 	}
 	for _, g := range groups {
