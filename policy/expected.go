@@ -29,7 +29,6 @@ type expected struct {
 	byServer map[string]*server
 	byVolume map[string]*server     // PV name
 	byClaim  map[spec.Claim]*server // PVC namespace/name
-	fsids    map[int]string         // fsid -> server name
 	shared   spec.Shared            // as parsed
 	servers  []*server              // in Pulumi.yaml order
 }
