@@ -193,13 +193,13 @@ func run(s *server, round, sizeMiB, files int) []result {
 // be on different ports, as with ganesha).
 func mount(s *server) *nfsc.Target {
 	auth := nfsrpc.NewAuthUnix("nfsbench", 0, 0).Auth()
-	mc, err := nfsrpc.DialTCP("tcp", s.mountAddr, false)
+	mc, err := nfstest.DialClient(s.mountAddr)
 	check(err)
 	defer mc.Close()
 	m := &nfsc.Mount{Client: mc}
 	fh, err := mntHandle(m, s.exportPath, auth)
 	check(err)
-	c, err := nfsrpc.DialTCP("tcp", s.addr, false)
+	c, err := nfstest.DialClient(s.addr)
 	check(err)
 	v, err := nfsc.NewTargetWithClient(c, auth, fh, s.exportPath, time.Second)
 	check(err)

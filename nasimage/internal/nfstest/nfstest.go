@@ -7,10 +7,12 @@ package nfstest
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"net"
 	"net/netip"
 	"os/exec"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -111,7 +113,7 @@ func (s *Server) Stop() {
 // root), closing it when the test ends.
 func Mount(t testing.TB, addr, path string) *nfsc.Target {
 	t.Helper()
-	c, err := nfsrpc.DialTCP("tcp", addr, false)
+	c, err := DialClient(addr)
 	if err != nil {
 		t.Fatalf("dial %s: %v", addr, err)
 	}
@@ -165,3 +167,20 @@ func MustRun(t testing.TB, timeout time.Duration, name string, args ...string) s
 
 // Itoa is strconv.Itoa, for building URLs in tests.
 func Itoa(i int) string { return strconv.Itoa(i) }
+
+// DialClient connects go-nfs-client to addr. The client binds a random
+// local port itself and fails when it is taken (connections of earlier
+// tests linger in TIME_WAIT): retry a few times.
+func DialClient(addr string) (*nfsrpc.Client, error) {
+	var err error
+	for range 20 {
+		var c *nfsrpc.Client
+		if c, err = nfsrpc.DialTCP("tcp", addr, false); err == nil {
+			return c, nil
+		}
+		if !errors.Is(err, syscall.EADDRINUSE) {
+			return nil, err
+		}
+	}
+	return nil, err
+}
