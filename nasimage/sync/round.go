@@ -99,6 +99,9 @@ func (e *Engine) round(ctx context.Context, first, quiet bool) (roundResult, err
 		}
 	}
 	e.m.pending.Set(float64(res.planned))
+	if len(e.anc) == 0 && len(plan.Actions) > 0 {
+		e.anc = make(reconcile.Ancestor, len(plan.Actions)) // a first sync records every path
+	}
 	pending := res.planned
 	failedTo := map[reconcile.Side]bool{}
 	for _, a := range plan.Actions {

@@ -15,17 +15,25 @@ import (
 // ancestorFile is the engine's file in the state directory.
 const ancestorFile = "sync-ancestor.gob"
 
-const stateVersion = 1
+const stateVersion = 2
 
-// savedState is the on-disk form of the ancestor. The roots are kept so that
-// pointing the engine at other directories starts from scratch instead of
-// reading every file as deleted.
-type savedState struct {
-	Version  int
-	Windows  string
-	NFS      string
-	Ancestor reconcile.Ancestor
+// stateHeader starts the on-disk ancestor; Count records follow in chunks,
+// so neither saving nor loading holds a second copy of a large ancestor.
+// The roots are kept so that pointing the engine at other directories starts
+// from scratch instead of reading every file as deleted.
+type stateHeader struct {
+	Version int
+	Windows string
+	NFS     string
+	Count   int
 }
+
+type stateRecord struct {
+	Path string
+	Pair reconcile.Pair
+}
+
+const stateChunk = 4096
 
 // loadAncestor reads the ancestor saved for these roots; a missing or
 // foreign file gives an empty one.
@@ -38,14 +46,30 @@ func loadAncestor(dir, windows, nfs string) (reconcile.Ancestor, error) {
 		return nil, err
 	}
 	defer f.Close()
-	var st savedState
-	if err := gob.NewDecoder(bufio.NewReader(f)).Decode(&st); err != nil {
+	dec := gob.NewDecoder(bufio.NewReader(f))
+	var h stateHeader
+	if err := dec.Decode(&h); err != nil {
 		return nil, fmt.Errorf("read %s: %w", f.Name(), err)
 	}
-	if st.Version != stateVersion || st.Windows != windows || st.NFS != nfs || st.Ancestor == nil {
+	if h.Version != stateVersion || h.Windows != windows || h.NFS != nfs {
 		return reconcile.Ancestor{}, nil
 	}
-	return st.Ancestor, nil
+	anc := make(reconcile.Ancestor, h.Count)
+	for len(anc) < h.Count {
+		// A fresh slice each time: gob leaves zero-valued fields of reused
+		// elements as they were.
+		var chunk []stateRecord
+		if err := dec.Decode(&chunk); err != nil {
+			return nil, fmt.Errorf("read %s: %w", f.Name(), err)
+		}
+		if len(chunk) == 0 {
+			return nil, fmt.Errorf("read %s: %d of %d records", f.Name(), len(anc), h.Count)
+		}
+		for _, r := range chunk {
+			anc[r.Path] = r.Pair
+		}
+	}
+	return anc, nil
 }
 
 // saveAncestor writes the ancestor atomically (temp file, fsync, rename), so
@@ -60,7 +84,22 @@ func saveAncestor(dir, windows, nfs string, anc reconcile.Ancestor) error {
 	}
 	defer os.Remove(f.Name())
 	bw := bufio.NewWriterSize(f, 1<<16)
-	err = gob.NewEncoder(bw).Encode(savedState{Version: stateVersion, Windows: windows, NFS: nfs, Ancestor: anc})
+	enc := gob.NewEncoder(bw)
+	err = enc.Encode(stateHeader{Version: stateVersion, Windows: windows, NFS: nfs, Count: len(anc)})
+	chunk := make([]stateRecord, 0, stateChunk)
+	flush := func() {
+		if err == nil && len(chunk) > 0 {
+			err = enc.Encode(chunk)
+		}
+		chunk = chunk[:0]
+	}
+	for p, pair := range anc {
+		chunk = append(chunk, stateRecord{Path: p, Pair: pair})
+		if len(chunk) == stateChunk {
+			flush()
+		}
+	}
+	flush()
 	if err == nil {
 		err = bw.Flush()
 	}

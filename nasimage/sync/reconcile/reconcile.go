@@ -187,7 +187,7 @@ type reconciler struct {
 	in    State
 	pol   Policy
 	paths []string
-	pos   map[string]int
+	cur   int // index in paths of the path being planned
 	// changedBelow[side] holds every directory with a changed path under it.
 	changedBelow map[Side]map[string]bool
 	plan         []Action
@@ -229,28 +229,29 @@ func pathCompare(a, b string) int {
 }
 
 func (r *reconciler) run() {
-	n := len(r.in.Windows) + len(r.in.NFS)
-	seen := make(map[string]struct{}, n)
-	r.paths = make([]string, 0, n)
-	add := func(p string) {
-		if _, ok := seen[p]; !ok {
-			seen[p] = struct{}{}
+	// Every path once, without a set: the ancestor's, then the trees' paths
+	// it lacks.
+	r.paths = make([]string, 0, len(r.in.Ancestor)+len(r.in.Windows)/8+len(r.in.NFS)/8)
+	for p := range r.in.Ancestor {
+		r.paths = append(r.paths, p)
+	}
+	for p := range r.in.Windows {
+		if _, ok := r.in.Ancestor[p]; !ok {
 			r.paths = append(r.paths, p)
 		}
 	}
-	for p := range r.in.Ancestor {
-		add(p)
-	}
-	for p := range r.in.Windows {
-		add(p)
-	}
 	for p := range r.in.NFS {
-		add(p)
+		if _, ok := r.in.Ancestor[p]; !ok {
+			if _, ok := r.in.Windows[p]; !ok {
+				r.paths = append(r.paths, p)
+			}
+		}
 	}
 	slices.SortFunc(r.paths, pathCompare)
-	r.pos = make(map[string]int, len(r.paths))
-	for i, p := range r.paths {
-		r.pos[p] = i
+	if len(r.in.Ancestor) == 0 {
+		// A first sync plans about one action per path.
+		r.plan = make([]Action, 0, len(r.paths))
+		r.dfs = make([]int32, 0, len(r.paths))
 	}
 	if r.pol.Role == Output {
 		r.changedBelow = map[Side]map[string]bool{Windows: {}, NFS: {}}
@@ -270,7 +271,8 @@ func (r *reconciler) run() {
 	}
 
 	covered := "\x00" // a subtree already planned by a conflict or being skipped
-	for _, p := range r.paths {
+	for i, p := range r.paths {
+		r.cur = i
 		if covered != "\x00" && Under(p, covered) {
 			continue
 		}
@@ -292,7 +294,7 @@ func (r *reconciler) run() {
 
 func (r *reconciler) skipped(p string) bool { return skippedIn(r.in.Skip, p) }
 
-func (r *reconciler) emit(a Action) { r.emitAt(a, r.pos[a.Path]) }
+func (r *reconciler) emit(a Action) { r.emitAt(a, r.cur) }
 
 func (r *reconciler) emitAt(a Action, order int) {
 	r.plan = append(r.plan, a)
@@ -413,8 +415,7 @@ func (r *reconciler) conflict(p string) {
 	w, n := r.in.Windows[p], r.in.NFS[p]
 	r.res.Conflicts = append(r.res.Conflicts, Conflict{Path: p, Renamed: c, Windows: w, NFS: n})
 	r.emit(Action{Op: Rename, Path: p, To: Windows, Dest: w, NewPath: c})
-	i := r.pos[p]
-	for ; i < len(r.paths) && Under(r.paths[i], p); i++ {
+	for i := r.cur; i < len(r.paths) && Under(r.paths[i], p); i++ {
 		q := r.paths[i]
 		if r.skipped(q) {
 			continue
@@ -432,9 +433,9 @@ func (r *reconciler) conflict(p string) {
 			if e.Kind == Dir {
 				act.Op = Mkdir
 			}
-			r.emit(act)
+			r.emitAt(act, i)
 		} else if _, ok := r.in.Ancestor[q]; ok {
-			r.emit(Action{Op: Forget, Path: q})
+			r.emitAt(Action{Op: Forget, Path: q}, i)
 		}
 	}
 }

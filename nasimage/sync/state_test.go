@@ -1,0 +1,33 @@
+package sync
+
+import (
+	"fmt"
+	"maps"
+	"testing"
+
+	"github.com/nas-topology/nas-topology/nasimage/sync/reconcile"
+)
+
+func TestAncestorRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	anc := reconcile.Ancestor{}
+	for i := range 3*stateChunk + 5 {
+		e := reconcile.Entry{Kind: reconcile.File, Size: int64(i), ModTime: int64(i) * 1e9, Mode: 0o644}
+		anc[fmt.Sprintf("d/f%05d", i)] = reconcile.Pair{Windows: e, NFS: e}
+	}
+	anc["l"] = reconcile.Pair{Windows: reconcile.Entry{Kind: reconcile.Symlink, Target: "x"}, NFS: reconcile.Entry{Kind: reconcile.Symlink, Target: "x"}}
+	if err := saveAncestor(dir, "/w", "/n", anc); err != nil {
+		t.Fatal(err)
+	}
+	got, err := loadAncestor(dir, "/w", "/n")
+	if err != nil || !maps.Equal(got, anc) {
+		t.Fatalf("round trip: %d entries, err %v", len(got), err)
+	}
+	// Other roots: start from scratch rather than see every file deleted.
+	if other, err := loadAncestor(dir, "/w2", "/n"); err != nil || len(other) != 0 {
+		t.Fatalf("foreign state used: %d entries, %v", len(other), err)
+	}
+	if empty, err := loadAncestor(t.TempDir(), "/w", "/n"); err != nil || len(empty) != 0 {
+		t.Fatalf("missing state: %v %v", empty, err)
+	}
+}
