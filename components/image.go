@@ -3,8 +3,8 @@ package components
 import (
 	"context"
 	"fmt"
-	"sync"
 	"io"
+	"sync"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
