@@ -285,3 +285,53 @@ func TestNasdServesAndSyncs(t *testing.T) {
 		t.Fatalf("not flushed on SIGTERM: %q %v", b, err)
 	}
 }
+
+// TestQuietPeriodWaitsForWrites: a file an application writes slowly through
+// NFS (many WRITE calls, each an open/write/close in go-nfs) is copied to
+// Windows only once the writes stop: Windows never sees a partial file.
+func TestQuietPeriodWaitsForWrites(t *testing.T) {
+	cfg := testConfig(t, reconcile.Output)
+	cfg.QuietPeriod = 400 * time.Millisecond
+	h := newHarness(t, cfg)
+	srv := nfstest.Start(t, nfstest.Options{Dir: h.nfs})
+	h.run()
+	v := mount(t, srv.Addr)
+
+	data := bigContent(40 << 12)
+	f, err := v.OpenFile("slow.bin", 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	partial := make(chan int64, 1)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if fi, err := os.Stat(filepath.Join(h.win, "slow.bin")); err == nil && fi.Size() != int64(len(data)) {
+				partial <- fi.Size()
+				return
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+	for off := 0; off < len(data); off += 4 << 10 {
+		if _, err := f.Write(data[off : off+4<<10]); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	f.Close()
+	eventually(t, "slow file on Windows", func() error {
+		return sameContent(filepath.Join(h.nfs, "slow.bin"), filepath.Join(h.win, "slow.bin"))
+	})
+	close(stop)
+	select {
+	case n := <-partial:
+		t.Fatalf("Windows saw a partial file (%d of %d bytes)", n, len(data))
+	default:
+	}
+}
