@@ -168,17 +168,23 @@ func (e *Engine) Run(ctx context.Context, ready func()) error {
 		anc = reconcile.Ancestor{}
 	}
 	e.anc = anc
+	// Watching only speeds things up: without it (inotify limits reached)
+	// every round scans both sides.
 	if !e.cfg.DisableNFSWatch {
 		if e.nfsW, err = watch.New(e.cfg.NFSDir); err != nil {
-			return fmt.Errorf("sync: watch %s: %w", e.cfg.NFSDir, err)
+			e.log.Warn("not watching the export; relying on rescans", "err", err)
+			e.nfsW = nil
+		} else {
+			defer e.nfsW.Close()
 		}
-		defer e.nfsW.Close()
 	}
 	if e.cfg.WatchWindows {
 		if e.winW, err = watch.New(e.cfg.WindowsDir); err != nil {
-			return fmt.Errorf("sync: watch %s: %w", e.cfg.WindowsDir, err)
+			e.log.Warn("not watching the Windows directory", "err", err)
+			e.winW = nil
+		} else {
+			defer e.winW.Close()
 		}
-		defer e.winW.Close()
 	}
 
 	start := time.Now()
