@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nas-topology/nas-topology/nasimage/sync/reconcile"
 	"github.com/nas-topology/nas-topology/nasimage/sync/watch"
 )
 
@@ -154,8 +153,6 @@ func (hp *helperProc) kill(t testing.TB) {
 	hp.cmd.Process.Signal(syscall.SIGKILL)
 	<-hp.done
 }
-
-func roleName(r reconcile.Role) string { return r.String() }
 
 // rescanResult is what a rescan helper prints.
 type rescanResult struct {
