@@ -54,7 +54,7 @@ func benchLatency(b *testing.B, fromNFS bool, size int) {
 		b.Fatal(err)
 	}
 	srv := nfstest.Start(b, nfstest.Options{Dir: cfg.NFSDir})
-	v := mount(b, srv.Addr)
+	v := nfstest.Mount(b, srv.Addr, "/")
 	runEngine(b, eng)
 
 	data := bigContent(size)

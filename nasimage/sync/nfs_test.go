@@ -18,34 +18,10 @@ import (
 	"time"
 
 	nfsc "github.com/willscott/go-nfs-client/nfs"
-	nfsrpc "github.com/willscott/go-nfs-client/nfs/rpc"
 
 	"github.com/nas-topology/nas-topology/nasimage/internal/nfstest"
 	"github.com/nas-topology/nas-topology/nasimage/sync/reconcile"
 )
-
-// mount mounts the export with go-nfs-client, retrying the dial: the client
-// binds a random local port and sometimes draws one in use.
-func mount(t testing.TB, addr string) *nfsc.Target {
-	t.Helper()
-	var err error
-	for range 10 {
-		var c *nfsrpc.Client
-		if c, err = nfsrpc.DialTCP("tcp", addr, false); err != nil {
-			continue
-		}
-		m := &nfsc.Mount{Client: c}
-		v, merr := m.Mount("/", nfsrpc.NewAuthUnix("nassync", 0, 0).Auth())
-		if merr != nil {
-			c.Close()
-			t.Fatalf("mount %s: %v", addr, merr)
-		}
-		t.Cleanup(func() { v.Close() })
-		return v
-	}
-	t.Fatalf("dial %s: %v", addr, err)
-	return nil
-}
 
 // nfsWrite writes a file through the NFS client in small WRITE calls, the way
 // applications on the cluster write results.
@@ -96,7 +72,7 @@ func TestOutputThroughNFSClient(t *testing.T) {
 	h := newHarness(t, testConfig(t, reconcile.Output))
 	srv := nfstest.Start(t, nfstest.Options{Dir: h.nfs})
 	h.run()
-	v := mount(t, srv.Addr)
+	v := nfstest.Mount(t, srv.Addr, "/")
 
 	result := bigContent(1 << 20)
 	if _, err := v.Mkdir("run1", 0o755); err != nil {
@@ -258,7 +234,7 @@ func TestNasdServesAndSyncs(t *testing.T) {
 	}
 	write(t, win, "testdata/input1.csv", "a,b\n1,2\n")
 	p := startNasd(t, export, state, win, "--role", "input", "--exclude", "*.bak")
-	v := mount(t, p.nfs)
+	v := nfstest.Mount(t, p.nfs, "/")
 	if err := nfsHas(v, "testdata/input1.csv", []byte("a,b\n1,2\n"))(); err != nil {
 		t.Fatalf("initial sync not done when ready: %v", err)
 	}
@@ -295,7 +271,7 @@ func TestQuietPeriodWaitsForWrites(t *testing.T) {
 	h := newHarness(t, cfg)
 	srv := nfstest.Start(t, nfstest.Options{Dir: h.nfs})
 	h.run()
-	v := mount(t, srv.Addr)
+	v := nfstest.Mount(t, srv.Addr, "/")
 
 	data := bigContent(40 << 12)
 	f, err := v.OpenFile("slow.bin", 0o644)
