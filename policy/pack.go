@@ -160,8 +160,20 @@ func (p *pack) run(rule resourceRule, res policyx.AnalyzerResource, config map[s
 	if rule.hosts {
 		in.allowedHosts = allowedHosts(config, p.stack)
 	}
-	c := &checker{}
-	rule.check(in, c)
+	return runSafely(rule.name, res.URN, func(c *checker) { rule.check(in, c) })
+}
+
+// runSafely runs a check and turns a panic (a bug: the rules are written not
+// to panic on any value shape) into an error naming the rule and resource, so
+// the engine reports it instead of losing the pack.
+func runSafely(rule, urn string, check func(c *checker)) (c *checker, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			c, err = nil, fmt.Errorf("%s policy pack: rule %s failed on %s: %v", Name, rule, urn, r)
+		}
+	}()
+	c = &checker{}
+	check(c)
 	return c, nil
 }
 
@@ -237,8 +249,10 @@ func (p *pack) policies() []policyx.Policy {
 			Description:      rule.description,
 			EnforcementLevel: policyx.EnforcementLevelMandatory,
 			ValidateStack: func(_ context.Context, args policyx.StackValidationArgs) error {
-				c := &checker{}
-				rule.check(args.Resources, c)
+				c, err := runSafely(rule.name, "the stack", func(c *checker) { rule.check(args.Resources, c) })
+				if err != nil {
+					return err
+				}
 				for _, v := range c.violations {
 					args.Manager.ReportViolation(v.msg, v.urn)
 				}
@@ -272,8 +286,10 @@ func (p *pack) policies() []policyx.Policy {
 			ValidateStack: func(_ context.Context, args policyx.StackValidationArgs) error {
 				var lines []string
 				for _, rule := range stackRules {
-					c := &checker{}
-					rule.check(args.Resources, c)
+					c, err := runSafely(rule.name, "the stack", func(c *checker) { rule.check(args.Resources, c) })
+					if err != nil {
+						return nil // the rule's own policy reports it
+					}
 					lines = append(lines, unknownLines(rule.name, c)...)
 				}
 				if len(lines) > 0 {
