@@ -14,6 +14,12 @@ import (
 	"github.com/nas-topology/nas-topology/components/spec"
 )
 
+// PatchForceAnnotation tells the Kubernetes provider to force its server-side
+// apply over fields another manager changed (a `kubectl edit` of a production
+// PV): the shared definition is authoritative, and without it fixing drift
+// fails with a field-manager conflict.
+const PatchForceAnnotation = "pulumi.com/patchForce"
+
 // Volume is the complete, environment-free description of one NAS's
 // PersistentVolume and PersistentVolumeClaim. VolumeFor is the only place it
 // is made; the NFS server address is the one thing added per stack.
@@ -59,8 +65,9 @@ func VolumeFor(shared spec.Shared, srv spec.Server) Volume {
 func (v Volume) PersistentVolumeArgs(nfsServer pulumi.StringInput) *corev1.PersistentVolumeArgs {
 	return &corev1.PersistentVolumeArgs{
 		Metadata: &metav1.ObjectMetaArgs{
-			Name:   pulumi.String(v.Name),
-			Labels: pulumi.ToStringMap(v.Labels),
+			Name:        pulumi.String(v.Name),
+			Labels:      pulumi.ToStringMap(v.Labels),
+			Annotations: pulumi.StringMap{PatchForceAnnotation: pulumi.String("true")},
 		},
 		Spec: &corev1.PersistentVolumeSpecArgs{
 			Capacity:                      pulumi.StringMap{"storage": pulumi.String(v.Capacity)},
@@ -89,9 +96,10 @@ func (v Volume) PersistentVolumeArgs(nfsServer pulumi.StringInput) *corev1.Persi
 func (v Volume) ClaimArgs() *corev1.PersistentVolumeClaimArgs {
 	return &corev1.PersistentVolumeClaimArgs{
 		Metadata: &metav1.ObjectMetaArgs{
-			Name:      pulumi.String(v.Claim.Name),
-			Namespace: pulumi.String(v.Claim.Namespace),
-			Labels:    pulumi.ToStringMap(v.Labels),
+			Name:        pulumi.String(v.Claim.Name),
+			Namespace:   pulumi.String(v.Claim.Namespace),
+			Labels:      pulumi.ToStringMap(v.Labels),
+			Annotations: pulumi.StringMap{PatchForceAnnotation: pulumi.String("true")},
 		},
 		Spec: &corev1.PersistentVolumeClaimSpecArgs{
 			AccessModes:      pulumi.ToStringArray(v.AccessModes),
