@@ -39,6 +39,7 @@ bench:
 
 ## stacks: create the dev and ocp stacks in the local file backend if missing
 stacks:
+	@mkdir -p .pulumi-state
 	@for s in dev ocp; do $(PULUMI) stack ls --json 2>/dev/null | grep -q "\"name\": \"$$s\"" || $(PULUMI) stack init $$s --non-interactive >/dev/null; done
 
 ## up: THE main job: build the dev topology on Minikube (see README for the Minikube setup)
