@@ -80,8 +80,9 @@ type Engine struct {
 	winW    *watch.Watcher
 	started bool
 
-	winSize     int // last Windows scan's size, to presize the next
-	nfsTree     reconcile.Tree
+	winSize     int            // last Windows scan's size, to presize the next
+	nfsTree     reconcile.Tree // the last NFS scan, while watching may vouch for it
+	nfsSize     int            // the last NFS scan's size, to presize the next
 	nfsScanned  time.Time
 	nfsDirty    bool
 	backoff     map[string]retry
@@ -282,9 +283,15 @@ func (e *Engine) save(force bool) error {
 	return nil
 }
 
-// skipNames reports NFS names Windows cannot hold, once per name.
-func (e *Engine) skipNames(w, n reconcile.Tree, skip map[string]string) {
-	bad := winname.Unsyncable(n, w, e.anc)
+// skipNames reports NFS names Windows cannot hold, once per name. allTracked
+// says the ancestor holds every NFS path: then none can be a new problem (a
+// synced path was checked when it was new), as winname.Unsyncable would find
+// after a lookup per path.
+func (e *Engine) skipNames(w, n reconcile.Tree, skip map[string]string, allTracked bool) {
+	bad := map[string]string{}
+	if !allTracked {
+		bad = winname.Unsyncable(n, w, e.anc)
+	}
 	for p, why := range bad {
 		if _, seen := e.skipped[p]; !seen {
 			e.log.Warn("not synced to Windows: name Windows cannot hold", "path", p, "reason", why)

@@ -37,11 +37,20 @@ func (e *Engine) round(ctx context.Context, first, quiet bool) (roundResult, err
 	if e.nfsW == nil || e.nfsDirty || e.nfsTree == nil || first || now.Sub(e.nfsScanned) >= e.cfg.FullRescanInterval {
 		e.nfsDirty = false
 		t0 = time.Now()
-		if ns, err = scan.Scan(e.cfg.NFSDir, e.ex, len(e.nfsTree)); err != nil {
+		// The old tree goes before the new one is built: the two are never
+		// live together (a failed scan leaves none, so the next round scans).
+		e.nfsTree = nil
+		if ns, err = scan.Scan(e.cfg.NFSDir, e.ex, e.nfsSize); err != nil {
 			return res, err
 		}
 		e.m.scanSeconds.WithLabelValues("nfs").Observe(time.Since(t0).Seconds())
-		e.nfsTree, e.nfsScanned = ns.Tree, now
+		e.nfsSize, e.nfsScanned = len(ns.Tree), now
+		if e.nfsW != nil {
+			// Kept only where the next round may trust it: unwatched, every
+			// round scans anyway, and holding it would double the trees live
+			// while the next round scans.
+			e.nfsTree = ns.Tree
+		}
 	} else {
 		ns = scan.Result{Tree: e.nfsTree}
 	}
@@ -57,8 +66,11 @@ func (e *Engine) round(ctx context.Context, first, quiet bool) (roundResult, err
 	for p, why := range ns.Unreadable {
 		skip[p] = why
 	}
+	// One pass over the ancestor serves both the names check (no NFS path
+	// is new when the ancestor holds all of them) and planning.
+	census := reconcile.TakeCensus(e.anc, ws.Tree, ns.Tree)
 	if e.cfg.Role == reconcile.Output {
-		e.skipNames(ws.Tree, ns.Tree, skip)
+		e.skipNames(ws.Tree, ns.Tree, skip, census.SeenNFS == len(ns.Tree))
 	}
 	if quiet {
 		for _, w := range e.watchers() {
@@ -78,7 +90,7 @@ func (e *Engine) round(ctx context.Context, first, quiet bool) (roundResult, err
 		}
 	}
 
-	plan := reconcile.Reconcile(reconcile.State{Ancestor: e.anc, Windows: ws.Tree, NFS: ns.Tree, Skip: skip},
+	plan := reconcile.Reconcile(reconcile.State{Ancestor: e.anc, Windows: ws.Tree, NFS: ns.Tree, Skip: skip, Census: census},
 		reconcile.Policy{Role: e.cfg.Role, Mirror: e.cfg.Mirror, Now: now})
 	for _, c := range plan.Conflicts {
 		e.log.Warn("conflict: both sides changed; the Windows version keeps a conflict name", "path", c.Path, "windows_version", c.Renamed)

@@ -97,6 +97,45 @@ type State struct {
 	// with the reason: names Windows cannot hold, files still being written,
 	// paths backing off after an error.
 	Skip map[string]string
+	// Census, if not nil, is TakeCensus(Ancestor, Windows, NFS): a caller
+	// that needs it before planning (to know whether any NFS path is new)
+	// passes it so the ancestor is not walked twice.
+	Census *Census
+}
+
+// Census is one pass over the ancestor: how many of its paths each tree
+// holds, and the paths changed on either side since the last sync.
+type Census struct {
+	SeenWindows, SeenNFS int
+	// Changed lists the changed paths, unless there were more than
+	// maxCensusChanged (Overflow): then planning walks the ancestor again.
+	Changed  []string
+	Overflow bool
+}
+
+const maxCensusChanged = 1024
+
+// TakeCensus walks the ancestor once, looking each path up in both trees.
+func TakeCensus(anc Ancestor, w, n Tree) *Census {
+	c := &Census{}
+	for p, a := range anc {
+		we, okW := w[p]
+		ne, okN := n[p]
+		if okW {
+			c.SeenWindows++
+		}
+		if okN {
+			c.SeenNFS++
+		}
+		if !c.Overflow && (Changed(a.Windows, we) || Changed(a.NFS, ne)) {
+			if len(c.Changed) == maxCensusChanged {
+				c.Overflow, c.Changed = true, nil
+			} else {
+				c.Changed = append(c.Changed, p)
+			}
+		}
+	}
+	return c
 }
 
 // Result is the plan: actions in the order they must run, and the conflicts
@@ -127,6 +166,14 @@ func Reconcile(in State, pol Policy) Result {
 // way) an NFS client's own. A rescan that finds nothing new costs a few map
 // lookups per path instead of a full plan.
 func settled(in State, pol Policy) bool {
+	if c := in.Census; c != nil && !c.Overflow {
+		for _, p := range c.Changed {
+			if !skippedIn(in.Skip, p) {
+				return false
+			}
+		}
+		return settledRest(in, pol, c.SeenWindows, c.SeenNFS)
+	}
 	seenW, seenN := 0, 0
 	for p, a := range in.Ancestor {
 		w, okW := in.Windows[p]
@@ -141,6 +188,12 @@ func settled(in State, pol Policy) bool {
 			return false
 		}
 	}
+	return settledRest(in, pol, seenW, seenN)
+}
+
+// settledRest is settled after the ancestor's paths: the trees' paths the
+// ancestor lacks (seenW and seenN of each tree's paths are in it).
+func settledRest(in State, pol Policy, seenW, seenN int) bool {
 	if seenW < len(in.Windows) {
 		for p := range in.Windows {
 			if _, ok := in.Ancestor[p]; !ok && !skippedIn(in.Skip, p) {

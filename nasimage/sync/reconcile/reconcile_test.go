@@ -242,6 +242,10 @@ func TestReconcileTrees(t *testing.T) {
 			if again := Reconcile(State{Ancestor: wd.anc, Windows: wd.w, NFS: wd.n, Skip: st.Skip}, c.pol); len(again.Actions) != 0 {
 				t.Fatalf("second round planned %s", describeAll(again.Actions))
 			}
+			again := State{Ancestor: wd.anc, Windows: wd.w, NFS: wd.n, Skip: st.Skip, Census: TakeCensus(wd.anc, wd.w, wd.n)}
+			if res := Reconcile(again, c.pol); len(res.Actions) != 0 {
+				t.Fatalf("second round with a census planned %s", describeAll(res.Actions))
+			}
 		})
 	}
 }
@@ -310,6 +314,17 @@ func TestReconcileProperties(t *testing.T) {
 		res := Reconcile(st, pol)
 		if full := reconcileAll(st, pol); settled(st, pol) && len(full.Actions) != 0 {
 			t.Fatalf("case %d: settled, but a full plan has %d actions", i, len(full.Actions))
+		}
+		withCensus := st
+		withCensus.Census = TakeCensus(anc, w, n)
+		if settled(withCensus, pol) != settled(st, pol) {
+			t.Fatalf("case %d: settled with a census differs from without", i)
+		}
+		if a, b := describeAll(Reconcile(withCensus, pol).Actions), describeAll(res.Actions); a != b {
+			t.Fatalf("case %d: plan with a census\n got: %s\nwant: %s", i, a, b)
+		}
+		if c := withCensus.Census; len(w) > 0 && (c.SeenWindows > len(w) || c.SeenNFS > len(n)) {
+			t.Fatalf("case %d: census %+v counts more than the trees hold", i, c)
 		}
 		t.Run(fmt.Sprintf("case%d", i), func(t *testing.T) {
 			defer func() {

@@ -33,6 +33,7 @@ type Excludes struct {
 	exact    map[string]bool // names without wildcards
 	prefixes []string        // names of the form "prefix*"
 	names    []string        // other name globs
+	lits     []string        // each name glob's literal prefix (before its first metacharacter)
 	paths    []string        // globs of whole relative paths
 }
 
@@ -60,6 +61,7 @@ func NewExcludes(patterns []string) (*Excludes, error) {
 			ex.prefixes = append(ex.prefixes, p[:meta])
 		default:
 			ex.names = append(ex.names, p)
+			ex.lits = append(ex.lits, p[:meta])
 		}
 	}
 	return ex, nil
@@ -80,7 +82,12 @@ func (ex *Excludes) Match(rel, name string) bool {
 				return true
 			}
 		}
-		for _, p := range ex.names {
+		for i, p := range ex.names {
+			// A name without the glob's literal prefix cannot match: most
+			// names are rejected without path.Match.
+			if !strings.HasPrefix(name, ex.lits[i]) {
+				continue
+			}
 			if ok, _ := path.Match(p, name); ok {
 				return true
 			}
@@ -127,52 +134,17 @@ type scanner struct {
 	root string
 	ex   *Excludes
 	res  Result
+	sys  sysScanner // the platform's directory reader
 }
 
-func (s *scanner) dir(rel string) {
-	d, err := os.Open(filepath.Join(s.root, filepath.FromSlash(rel)))
-	var entries []fs.DirEntry
-	if err == nil {
-		entries, err = d.ReadDir(-1) // unsorted: order does not matter here
-		defer d.Close()
-	}
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) && rel != "" {
-			delete(s.res.Tree, rel)
-			return
-		}
-		s.res.Unreadable[rel] = err.Error()
+// unlisted records that the directory rel could not be listed: it vanished
+// during the walk (left out), or err says why its subtree is unknown.
+func (s *scanner) unlisted(rel string, err error) {
+	if errors.Is(err, fs.ErrNotExist) && rel != "" {
+		delete(s.res.Tree, rel)
 		return
 	}
-	var st statter
-	st.open(d)
-	for _, de := range entries {
-		name := de.Name()
-		p := name
-		if rel != "" {
-			p = rel + "/" + name
-		}
-		if IsTemp(name) {
-			s.res.Temps = append(s.res.Temps, p)
-			continue
-		}
-		if s.ex.Match(p, name) {
-			continue
-		}
-		e, ok, err := st.entry(d, name)
-		if err != nil || !ok {
-			continue // vanished; or a socket, device or fifo: not synced
-		}
-		if e.Kind == reconcile.Symlink {
-			if e.Target, err = os.Readlink(filepath.Join(s.root, filepath.FromSlash(p))); err != nil {
-				continue
-			}
-		}
-		s.res.Tree[p] = e
-		if e.Kind == reconcile.Dir {
-			s.dir(p)
-		}
-	}
+	s.res.Unreadable[rel] = err.Error()
 }
 
 func entryOf(fi fs.FileInfo) (reconcile.Entry, bool) {
