@@ -67,6 +67,9 @@ func (s *scanner) dirAt(rel string, depth int) {
 
 	for off := 0; off+direntName < len(buf); {
 		reclen := int(binary.NativeEndian.Uint16(buf[off+16:]))
+		if reclen <= direntName || off+reclen > len(buf) {
+			break // a malformed record: never loop on it or read past the data
+		}
 		ino := binary.NativeEndian.Uint64(buf[off:])
 		rec := buf[off : off+reclen]
 		off += reclen
