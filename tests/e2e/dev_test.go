@@ -175,22 +175,13 @@ func sharedChangeIsPlannedByBothStacks(t *testing.T, dev *project) {
 	})
 
 	// dev: the deployed PV is to be updated (or replaced) with the new capacity.
-	var devPlan struct {
-		Steps []struct {
-			Op       string `json:"op"`
-			URN      string `json:"urn"`
-			NewState struct {
-				Type   string         `json:"type"`
-				Inputs map[string]any `json:"inputs"`
-			} `json:"newState"`
-		} `json:"steps"`
-	}
-	require.NoError(t, json.Unmarshal(dev.previewJSON("dev"), &devPlan))
+	devPlan, err := parity.ReadPreview(bytes.NewReader(dev.previewJSON("dev")))
+	require.NoError(t, err)
 	changed := map[string]string{}
 	for _, s := range devPlan.Steps {
-		if s.Op != "same" && s.NewState.Type != "" && !strings.HasPrefix(s.NewState.Type, "pulumi:") {
-			changed[s.NewState.Type+"::"+s.URN[strings.LastIndex(s.URN, "::")+2:]] = s.Op
-			if s.NewState.Type == parity.TypePV {
+		if s.Op != "same" && s.Type() != "" && !strings.HasPrefix(s.Type(), "pulumi:") {
+			changed[s.Type()+"::"+s.Name()] = s.Op
+			if s.Type() == parity.TypePV {
 				assert.Equal(t, "3Ti", field(s.NewState.Inputs, "spec", "capacity", "storage"))
 			}
 		}

@@ -4,7 +4,6 @@ package e2e
 
 import (
 	"bytes"
-	"encoding/json"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -64,18 +63,11 @@ func TestOCPAdoptsProtectsAndReportsDrift(t *testing.T) {
 	p.pulumi("config", "set", "--stack", "ocp", "--path", "nas-topology:external.adopt", "true")
 
 	// The plan: import every PV and PVC; create or replace none of them.
-	var plan struct {
-		Steps []struct {
-			Op       string `json:"op"`
-			NewState struct {
-				Type string `json:"type"`
-			} `json:"newState"`
-		} `json:"steps"`
-	}
-	require.NoError(t, json.Unmarshal(p.previewJSON("ocp"), &plan))
+	plan, err := parity.ReadPreview(bytes.NewReader(p.previewJSON("ocp")))
+	require.NoError(t, err)
 	ops := map[string]int{}
 	for _, s := range plan.Steps {
-		if s.NewState.Type == parity.TypePV || s.NewState.Type == parity.TypePVC {
+		if s.Type() == parity.TypePV || s.Type() == parity.TypePVC {
 			ops[s.Op]++
 		}
 	}

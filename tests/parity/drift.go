@@ -31,35 +31,18 @@ func (d Drift) String() string {
 	return fmt.Sprintf("%s %s (up would %s)\n    production: %s\n    definition: %s", d.Object, d.Field, d.Op, show(d.Live), show(d.Defined))
 }
 
-// driftPreview is the part of `pulumi preview --refresh --json` read here.
-type driftPreview struct {
-	Steps []struct {
-		Op       string `json:"op"`
-		OldState *struct {
-			Type    string         `json:"type"`
-			Outputs map[string]any `json:"outputs"`
-		} `json:"oldState"`
-		NewState *struct {
-			Type   string         `json:"type"`
-			Inputs map[string]any `json:"inputs"`
-		} `json:"newState"`
-		DetailedDiff map[string]json.RawMessage `json:"detailedDiff"`
-		DiffReasons  []string                   `json:"diffReasons"`
-	} `json:"steps"`
-}
-
 // DriftFromPreview lists, from a `pulumi preview --refresh --json` of a stack
 // that manages production's volumes, every PV/PVC field that up would change.
 // Fields Kubernetes sets (status, claimRef uid, bind annotations) never show:
 // they are not in the definition, so the provider reports no diff for them.
 func DriftFromPreview(r io.Reader) ([]Drift, error) {
-	var p driftPreview
-	if err := json.NewDecoder(r).Decode(&p); err != nil {
-		return nil, fmt.Errorf("not a `pulumi preview --json` output: %w", err)
+	p, err := ReadPreview(r)
+	if err != nil {
+		return nil, err
 	}
 	var drifts []Drift
 	for _, s := range p.Steps {
-		if s.NewState == nil || (s.NewState.Type != TypePV && s.NewState.Type != TypePVC) {
+		if s.Type() != TypePV && s.Type() != TypePVC {
 			continue
 		}
 		switch s.Op {

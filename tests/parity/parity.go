@@ -25,28 +25,59 @@ const Exempt = "PersistentVolume spec.nfs.server"
 // flattened to dotted field paths.
 type Objects map[string]map[string]any
 
-// preview is the part of `pulumi preview --json` we read.
-type preview struct {
-	Steps []struct {
-		Op       string `json:"op"`
-		URN      string `json:"urn"`
-		NewState *struct {
-			Type   string         `json:"type"`
-			Inputs map[string]any `json:"inputs"`
-		} `json:"newState"`
-	} `json:"steps"`
+// Preview is the part of `pulumi preview --json` this project reads: the
+// planned steps, each with the state before (refreshed, with --refresh) and
+// the state the step ends in.
+type Preview struct {
+	Steps []Step `json:"steps"`
+}
+
+// Step is one planned resource operation.
+type Step struct {
+	Op       string `json:"op"` // create, update, replace, import, same, ...
+	URN      string `json:"urn"`
+	OldState *struct {
+		Type    string         `json:"type"`
+		Outputs map[string]any `json:"outputs"`
+	} `json:"oldState"`
+	NewState *struct {
+		Type   string         `json:"type"`
+		Inputs map[string]any `json:"inputs"`
+	} `json:"newState"`
+	DetailedDiff map[string]json.RawMessage `json:"detailedDiff"`
+	DiffReasons  []string                   `json:"diffReasons"`
+}
+
+// Type is the resource type the step ends in ("" for a pure delete).
+func (s Step) Type() string {
+	if s.NewState == nil {
+		return ""
+	}
+	return s.NewState.Type
+}
+
+// Name is the logical name at the end of the step's URN.
+func (s Step) Name() string { return s.URN[strings.LastIndex(s.URN, "::")+2:] }
+
+// ReadPreview decodes a `pulumi preview --json` output.
+func ReadPreview(r io.Reader) (*Preview, error) {
+	var p Preview
+	if err := json.NewDecoder(r).Decode(&p); err != nil {
+		return nil, fmt.Errorf("not a `pulumi preview --json` output: %w", err)
+	}
+	return &p, nil
 }
 
 // FromPreview reads the PVs and PVCs a preview plans (creates, updates,
 // replacements and unchanged steps alike: whatever state the step ends in).
 func FromPreview(r io.Reader) (Objects, error) {
-	var p preview
-	if err := json.NewDecoder(r).Decode(&p); err != nil {
-		return nil, fmt.Errorf("not a `pulumi preview --json` output: %w", err)
+	p, err := ReadPreview(r)
+	if err != nil {
+		return nil, err
 	}
 	out := Objects{}
 	for _, s := range p.Steps {
-		if s.NewState == nil || (s.NewState.Type != TypePV && s.NewState.Type != TypePVC) {
+		if s.Type() != TypePV && s.Type() != TypePVC {
 			continue
 		}
 		kind := strings.TrimPrefix(s.NewState.Type, "kubernetes:core/v1:")
