@@ -80,17 +80,30 @@ type Engine struct {
 	winW    *watch.Watcher
 	started bool
 
-	winSize     int            // last Windows scan's size, to presize the next
-	nfsTree     reconcile.Tree // the last NFS scan, while watching may vouch for it
-	nfsSize     int            // the last NFS scan's size, to presize the next
-	nfsScanned  time.Time
-	nfsDirty    bool
-	backoff     map[string]retry
-	skipped     map[string]string // names reported as unsyncable
-	blocked     map[string]bool
-	ancChanged  bool
-	lastSaved   time.Time
-	roundsTotal int
+	winSize    int            // last Windows scan's size, to presize the next
+	nfsTree    reconcile.Tree // the last NFS scan, while watching may vouch for it
+	nfsSize    int            // the last NFS scan's size, to presize the next
+	nfsScanned time.Time
+	nfsDirty   bool
+	// nfsSame: the NFS side is exactly the ancestor's NFS entries, as
+	// scan.Unchanged or a settled round found, and watching vouches that it
+	// still is (the cheap form of nfsTree).
+	nfsSame bool
+	// winVerify, nfsVerify: the side matched the ancestor exactly last time
+	// it was read, so the next read tries scan.Unchanged first.
+	winVerify, nfsVerify bool
+	// winWalk, nfsWalk: the last unchanged walk of each side, valid until
+	// the ancestor changes (scan.Walk).
+	winWalk, nfsWalk *scan.Walk
+	backoff          map[string]retry
+	skipped          map[string]string // names reported as unsyncable
+	blocked          map[string]bool
+	ancChanged       bool
+	lastSaved        time.Time
+	roundsTotal      int
+	// settledRounds counts rounds that found both sides unchanged without
+	// building trees.
+	settledRounds int
 }
 
 type retry struct {

@@ -201,3 +201,73 @@ func TestSymlinksAndModes(t *testing.T) {
 		t.Fatalf("mode %v mtime %v", fi.Mode(), fi.ModTime())
 	}
 }
+
+// TestSettledRoundsSeeEveryChange: once both sides match the ancestor,
+// rounds take the cheap path (scan.Unchanged, no trees). Each kind of change
+// on either side must still be synced by the next round, and the cheap path
+// must come back once the sides settle again. Rounds are run by hand with
+// both sides unwatched, so every round reads both.
+func TestSettledRoundsSeeEveryChange(t *testing.T) {
+	h := newHarness(t, testConfig(t, reconcile.Output))
+	write(t, h.win, "a.txt", "a")
+	write(t, h.win, "d/b.txt", "b")
+	write(t, h.win, "d/e/c.txt", "c")
+	write(t, h.nfs, "n.txt", "n")
+	settle := func(what string) {
+		t.Helper()
+		before := h.eng.settledRounds
+		for range 4 {
+			h.round()
+		}
+		if h.eng.settledRounds <= before {
+			t.Fatalf("%s: no round took the cheap path", what)
+		}
+		if w, n := tree(h.win), tree(h.nfs); w != n {
+			t.Fatalf("%s: sides differ:\nwindows %s\nnfs     %s", what, w, n)
+		}
+	}
+	settle("initial")
+	later := time.Now().Add(time.Hour)
+	for _, c := range []struct {
+		name   string
+		change func() error
+		want   string // both sides, after one round
+	}{
+		{"windows: same size, new content", func() error {
+			write(t, h.win, "d/e/c.txt", "C")
+			return os.Chtimes(filepath.Join(h.win, "d/e/c.txt"), later, later)
+		}, "a.txt=a d/ d/b.txt=b d/e/ d/e/c.txt=C n.txt=n"},
+		{"nfs: deleted file", func() error { return os.Remove(filepath.Join(h.nfs, "d/b.txt")) },
+			"a.txt=a d/ d/e/ d/e/c.txt=C n.txt=n"},
+		{"windows: new file deep down", func() error {
+			write(t, h.win, "d/e/f/new.txt", "new")
+			return nil
+		}, "a.txt=a d/ d/e/ d/e/c.txt=C d/e/f/ d/e/f/new.txt=new n.txt=n"},
+		{"nfs: file became a directory", func() error {
+			if err := os.Remove(filepath.Join(h.nfs, "n.txt")); err != nil {
+				return err
+			}
+			write(t, h.nfs, "n.txt/inside.txt", "i")
+			return nil
+		}, "a.txt=a d/ d/e/ d/e/c.txt=C d/e/f/ d/e/f/new.txt=new n.txt/ n.txt/inside.txt=i"},
+		{"windows: deleted directory", func() error { return os.RemoveAll(filepath.Join(h.win, "d/e/f")) },
+			"a.txt=a d/ d/e/ d/e/c.txt=C n.txt/ n.txt/inside.txt=i"},
+		{"nfs: mtime only", func() error { return os.Chtimes(filepath.Join(h.nfs, "a.txt"), later, later) },
+			"a.txt=a d/ d/e/ d/e/c.txt=C n.txt/ n.txt/inside.txt=i"},
+	} {
+		if err := c.change(); err != nil {
+			t.Fatal(err)
+		}
+		h.round()
+		for _, root := range []string{h.win, h.nfs} {
+			if got := tree(root); got != c.want {
+				t.Fatalf("%s: %s holds %s, want %s", c.name, root, got, c.want)
+			}
+		}
+		settle(c.name)
+	}
+	fi, err := os.Stat(filepath.Join(h.win, "a.txt"))
+	if err != nil || !fi.ModTime().Equal(later) {
+		t.Fatalf("nfs mtime change not synced: %v %v", fi.ModTime(), err)
+	}
+}

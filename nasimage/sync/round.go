@@ -25,21 +25,73 @@ func (e *Engine) round(ctx context.Context, first, quiet bool) (roundResult, err
 	now := time.Now()
 	e.roundsTotal++
 
-	t0 := time.Now()
-	ws, err := scan.Scan(e.cfg.WindowsDir, e.ex, e.winSize)
-	if err != nil {
-		return res, err
+	// A side that matched the ancestor exactly last time is first checked
+	// with scan.Unchanged (no tree built); only a side that changed is read
+	// into a tree. Both unchanged: nothing to plan.
+	verify := !first && len(e.anc) > 0
+	winSame := false
+	if verify && e.winVerify {
+		t0 := time.Now()
+		same, walk, err := scan.Unchanged(e.cfg.WindowsDir, e.ex, e.anc, reconcile.Windows, e.winWalk)
+		if err != nil {
+			return res, err
+		}
+		e.winWalk = walk
+		e.m.scanSeconds.WithLabelValues("windows").Observe(time.Since(t0).Seconds())
+		winSame, e.winVerify = same, same
 	}
-	e.m.scanSeconds.WithLabelValues("windows").Observe(time.Since(t0).Seconds())
-	e.winSize = len(ws.Tree)
-
-	var ns scan.Result
-	if e.nfsW == nil || e.nfsDirty || e.nfsTree == nil || first || now.Sub(e.nfsScanned) >= e.cfg.FullRescanInterval {
+	nfsSame := false
+	if e.nfsW == nil || e.nfsDirty || first || now.Sub(e.nfsScanned) >= e.cfg.FullRescanInterval ||
+		e.nfsTree == nil && !e.nfsSame {
 		e.nfsDirty = false
-		t0 = time.Now()
 		// The old tree goes before the new one is built: the two are never
 		// live together (a failed scan leaves none, so the next round scans).
-		e.nfsTree = nil
+		e.nfsTree, e.nfsSame = nil, false
+		if verify && e.nfsVerify {
+			t0 := time.Now()
+			same, walk, err := scan.Unchanged(e.cfg.NFSDir, e.ex, e.anc, reconcile.NFS, e.nfsWalk)
+			if err != nil {
+				return res, err
+			}
+			e.nfsWalk = walk
+			e.m.scanSeconds.WithLabelValues("nfs").Observe(time.Since(t0).Seconds())
+			e.nfsVerify = same
+			if same {
+				nfsSame, e.nfsScanned = true, now
+				// Watched, the ancestor stands for the NFS tree until an
+				// event, a write of ours or the full-rescan interval.
+				e.nfsSame = e.nfsW != nil
+			}
+		}
+	} else {
+		nfsSame = e.nfsSame
+	}
+	if winSame && nfsSame {
+		e.settledRound()
+		return res, nil
+	}
+
+	var ws scan.Result
+	if winSame {
+		ws.Tree = e.anc.Tree(reconcile.Windows)
+	} else {
+		t0 := time.Now()
+		var err error
+		if ws, err = scan.Scan(e.cfg.WindowsDir, e.ex, e.winSize); err != nil {
+			return res, err
+		}
+		e.m.scanSeconds.WithLabelValues("windows").Observe(time.Since(t0).Seconds())
+		e.winSize = len(ws.Tree)
+	}
+	var ns scan.Result
+	switch {
+	case nfsSame:
+		ns.Tree = e.anc.Tree(reconcile.NFS)
+	case e.nfsTree != nil:
+		ns.Tree = e.nfsTree
+	default:
+		t0 := time.Now()
+		var err error
 		if ns, err = scan.Scan(e.cfg.NFSDir, e.ex, e.nfsSize); err != nil {
 			return res, err
 		}
@@ -51,8 +103,6 @@ func (e *Engine) round(ctx context.Context, first, quiet bool) (roundResult, err
 			// while the next round scans.
 			e.nfsTree = ns.Tree
 		}
-	} else {
-		ns = scan.Result{Tree: e.nfsTree}
 	}
 	if first {
 		e.removeTemps(e.cfg.WindowsDir, ws.Temps)
@@ -104,6 +154,19 @@ func (e *Engine) round(ctx context.Context, first, quiet bool) (roundResult, err
 		}
 	}
 	e.blocked = blocked
+	// Next round, check with scan.Unchanged a side that matched the ancestor
+	// exactly (a side that changed is read into a tree until it settles).
+	e.winVerify, e.nfsVerify = census.Exact(reconcile.Windows, ws.Tree), census.Exact(reconcile.NFS, ns.Tree)
+	if len(plan.Actions) == 0 && e.nfsVerify && e.nfsTree != nil {
+		// The ancestor now stands for the trusted NFS tree: drop the tree.
+		e.nfsTree, e.nfsSame = nil, true
+	} else if len(plan.Actions) > 0 && e.nfsSame {
+		// The ancestor is about to change: keep what NFS held as a tree.
+		e.nfsTree, e.nfsSame = ns.Tree, false
+	}
+	if len(plan.Actions) > 0 {
+		e.winWalk, e.nfsWalk = nil, nil // they hold the ancestor's entries
+	}
 
 	for _, a := range plan.Actions {
 		if a.Op != reconcile.Record && a.Op != reconcile.Forget {
@@ -178,6 +241,17 @@ func (e *Engine) round(ctx context.Context, first, quiet bool) (roundResult, err
 		e.log.Debug("sync round", "planned", res.planned, "failed", res.failed)
 	}
 	return res, nil
+}
+
+// settledRound ends a round in which both sides were found exactly as the
+// ancestor says: nothing to plan, both directions in sync.
+func (e *Engine) settledRound() {
+	e.settledRounds++
+	e.m.pending.Set(0)
+	e.blocked = nil
+	for _, s := range []reconcile.Side{reconcile.Windows, reconcile.NFS} {
+		e.m.lastSync.WithLabelValues(direction(s)).SetToCurrentTime()
+	}
 }
 
 // fail reports an error and backs the path off (1 s, doubling, at most a

@@ -58,8 +58,28 @@ type Pair struct {
 	NFS     Entry
 }
 
+// Of returns the side's entry.
+func (p Pair) Of(s Side) Entry {
+	if s == Windows {
+		return p.Windows
+	}
+	return p.NFS
+}
+
 // Ancestor is the last synced state: the paths both sides held, and how.
 type Ancestor map[string]Pair
+
+// Tree returns what the ancestor says side s held: the tree a scan of an
+// unchanged side would give (scan.Unchanged checks that it is).
+func (a Ancestor) Tree(s Side) Tree {
+	t := make(Tree, len(a))
+	for p, pr := range a {
+		if e := pr.Of(s); e.Kind != Absent {
+			t[p] = e
+		}
+	}
+	return t
+}
 
 // Side names one of the two trees.
 type Side uint8

@@ -107,6 +107,9 @@ type State struct {
 // holds, and the paths changed on either side since the last sync.
 type Census struct {
 	SeenWindows, SeenNFS int
+	// ChangedWindows and ChangedNFS count the ancestor's paths whose entry
+	// on that side changed (appeared, differs, or vanished).
+	ChangedWindows, ChangedNFS int
 	// Changed lists the changed paths, unless there were more than
 	// maxCensusChanged (Overflow): then planning walks the ancestor again.
 	Changed  []string
@@ -114,6 +117,15 @@ type Census struct {
 }
 
 const maxCensusChanged = 1024
+
+// Exact reports whether side's tree t is exactly what the ancestor says the
+// side held after the last sync: no path changed, none new.
+func (c *Census) Exact(s Side, t Tree) bool {
+	if s == Windows {
+		return c.ChangedWindows == 0 && c.SeenWindows == len(t)
+	}
+	return c.ChangedNFS == 0 && c.SeenNFS == len(t)
+}
 
 // TakeCensus walks the ancestor once, looking each path up in both trees.
 func TakeCensus(anc Ancestor, w, n Tree) *Census {
@@ -127,7 +139,14 @@ func TakeCensus(anc Ancestor, w, n Tree) *Census {
 		if okN {
 			c.SeenNFS++
 		}
-		if !c.Overflow && (Changed(a.Windows, we) || Changed(a.NFS, ne)) {
+		cw, cn := Changed(a.Windows, we), Changed(a.NFS, ne)
+		if cw {
+			c.ChangedWindows++
+		}
+		if cn {
+			c.ChangedNFS++
+		}
+		if !c.Overflow && (cw || cn) {
 			if len(c.Changed) == maxCensusChanged {
 				c.Overflow, c.Changed = true, nil
 			} else {
@@ -255,13 +274,6 @@ func (r *reconciler) tree(s Side) Tree {
 	return r.in.NFS
 }
 
-func side(p Pair, s Side) Entry {
-	if s == Windows {
-		return p.Windows
-	}
-	return p.NFS
-}
-
 // pathCompare orders paths depth-first: a directory is immediately followed by
 // everything under it ('/' sorts before every other byte).
 func pathCompare(a, b string) int {
@@ -314,7 +326,7 @@ func (r *reconciler) run() {
 			}
 			a := r.in.Ancestor[p]
 			for _, s := range []Side{Windows, NFS} {
-				if Changed(side(a, s), r.tree(s)[p]) {
+				if Changed(a.Of(s), r.tree(s)[p]) {
 					for d := Parent(p); d != "" && !r.changedBelow[s][d]; d = Parent(d) {
 						r.changedBelow[s][d] = true
 					}

@@ -82,8 +82,8 @@ func (s *scanner) dirAt(rel string, depth int) {
 		if ino == 0 || string(nameB) == "." || string(nameB) == ".." {
 			continue // os.ReadDir skips these too
 		}
-		// name and p view the buffers: neither is kept (Excludes.Match and
-		// IsTemp only read them); the tree gets its own copy of p.
+		// name and p view the buffers: neither is kept (Excludes.Match,
+		// IsTemp and found only read them; the tree gets its own copy of p).
 		name := unsafe.String(&nameB[0], len(nameB))
 		pb := s.sys.path[:0]
 		if rel != "" {
@@ -119,15 +119,20 @@ func (s *scanner) dirAt(rel string, depth int) {
 		default:
 			continue // a socket, device or fifo: not synced
 		}
-		key := string(pb)
 		if e.Kind == reconcile.Symlink {
-			if e.Target, err = os.Readlink(filepath.Join(s.root, filepath.FromSlash(key))); err != nil {
+			if e.Target, err = os.Readlink(filepath.Join(s.root, filepath.FromSlash(p))); err != nil {
 				continue
 			}
 		}
-		s.res.Tree[key] = e
-		if e.Kind == reconcile.Dir {
-			s.dirAt(key, depth+1)
+		sub, goOn := s.found(p, e)
+		if !goOn {
+			return
+		}
+		if sub != "" {
+			s.dirAt(sub, depth+1)
+			if s.mismatch {
+				return
+			}
 		}
 	}
 }

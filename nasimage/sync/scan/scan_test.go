@@ -1,6 +1,7 @@
 package scan
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -91,4 +92,128 @@ func TestScanUnreadableDirectory(t *testing.T) {
 	if _, ok := res.Unreadable["locked"]; !ok {
 		t.Fatalf("unreadable not reported: %+v", res)
 	}
+}
+
+// TestUnchanged: the cheap rescan must find every kind of change a full scan
+// would plan on (content, mode, kind, symlink target, new, deleted, a path
+// only the other side holds), with and without the previous walk, and must
+// fall back to lookups when the walk's order differs.
+func TestUnchanged(t *testing.T) {
+	mt := time.Date(2025, 5, 6, 7, 8, 9, 0, time.UTC)
+	build := func(t *testing.T) (string, reconcile.Ancestor) {
+		root := t.TempDir()
+		for _, p := range []string{"a.txt", "d/b.bin", "d/e/c.txt", "d/e/f/g.txt", "Thumbs.db"} {
+			full := filepath.Join(root, p)
+			os.MkdirAll(filepath.Dir(full), 0o755)
+			os.WriteFile(full, []byte("data"), 0o644)
+			os.Chtimes(full, mt, mt)
+		}
+		os.Symlink("a.txt", filepath.Join(root, "link"))
+		res, err := Scan(root, mustExcludes(t), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		anc := reconcile.Ancestor{"nfs-only.txt": {NFS: reconcile.Entry{Kind: reconcile.File, Size: 1}}}
+		for p, e := range res.Tree {
+			anc[p] = reconcile.Pair{Windows: e, NFS: reconcile.Entry{Kind: e.Kind}}
+		}
+		return root, anc
+	}
+	changes := map[string]func(root string, anc reconcile.Ancestor){
+		"content": func(root string, _ reconcile.Ancestor) {
+			os.WriteFile(filepath.Join(root, "d/e/f/g.txt"), []byte("DATA"), 0o644) // same size, new mtime
+		},
+		"mtime only": func(root string, _ reconcile.Ancestor) {
+			os.Chtimes(filepath.Join(root, "d/b.bin"), mt, mt.Add(time.Nanosecond))
+		},
+		"mode": func(root string, _ reconcile.Ancestor) { os.Chmod(filepath.Join(root, "a.txt"), 0o600) },
+		"new file": func(root string, _ reconcile.Ancestor) {
+			os.WriteFile(filepath.Join(root, "d/e/new.txt"), nil, 0o644)
+		},
+		"new dir": func(root string, _ reconcile.Ancestor) { os.Mkdir(filepath.Join(root, "z"), 0o755) },
+		"deleted file": func(root string, _ reconcile.Ancestor) {
+			os.Remove(filepath.Join(root, "d/e/f/g.txt"))
+		},
+		"deleted dir": func(root string, _ reconcile.Ancestor) { os.RemoveAll(filepath.Join(root, "d/e")) },
+		"file became dir": func(root string, _ reconcile.Ancestor) {
+			os.Remove(filepath.Join(root, "a.txt"))
+			os.Mkdir(filepath.Join(root, "a.txt"), 0o755)
+		},
+		"symlink target": func(root string, _ reconcile.Ancestor) {
+			os.Remove(filepath.Join(root, "link"))
+			os.Symlink("d", filepath.Join(root, "link"))
+		},
+		"ancestor gained a path": func(_ string, anc reconcile.Ancestor) {
+			anc["d/lost.txt"] = reconcile.Pair{Windows: reconcile.Entry{Kind: reconcile.File}}
+		},
+	}
+	for _, withPrev := range []bool{false, true} {
+		for name, change := range changes {
+			t.Run(fmt.Sprintf("%s/prev=%v", name, withPrev), func(t *testing.T) {
+				root, anc := build(t)
+				ex := mustExcludes(t)
+				var prev *Walk
+				same, walk, err := Unchanged(root, ex, anc, reconcile.Windows, nil)
+				if err != nil || !same || walk == nil || len(walk.ents) != 8 {
+					t.Fatalf("unchanged tree: same=%v walk=%v err=%v", same, walk, err)
+				}
+				if withPrev {
+					prev = walk
+					if same, w2, _ := Unchanged(root, ex, anc, reconcile.Windows, prev); !same || w2 != prev {
+						t.Fatalf("in step with prev: same=%v, walk reused=%v", same, w2 == prev)
+					}
+				}
+				change(root, anc)
+				if same, walk, err := Unchanged(root, ex, anc, reconcile.Windows, prev); err != nil || same || walk != nil {
+					t.Fatalf("after %s: same=%v walk=%v err=%v", name, same, walk, err)
+				}
+			})
+		}
+	}
+
+	t.Run("walk out of step", func(t *testing.T) {
+		root, anc := build(t)
+		ex := mustExcludes(t)
+		_, walk, _ := Unchanged(root, ex, anc, reconcile.Windows, nil)
+		// The same entries in another order (as a directory listed in a new
+		// order gives): still unchanged, through lookups, and a new walk.
+		n := len(walk.ents)
+		var w2 *Walk
+		for _, order := range [][]int{
+			{7, 6, 5, 4, 3, 2, 1, 0}, // out of step from the first entry
+			{0, 1, 2, 3, 4, 5, 7, 6}, // in step for six entries
+		} {
+			other := &Walk{ancLen: walk.ancLen}
+			for _, i := range order[:n] {
+				other.add(string(walk.path(i)), walk.ents[i].e)
+			}
+			var same bool
+			var err error
+			same, w2, err = Unchanged(root, ex, anc, reconcile.Windows, other)
+			if err != nil || !same || w2 == other || !slices.Equal(w2.paths, walk.paths) || !slices.Equal(w2.ents, walk.ents) {
+				t.Fatalf("order %v: same=%v new walk=%v err=%v", order, same, w2 != other, err)
+			}
+		}
+		// A stale walk (an entry the ancestor no longer says) is never
+		// trusted over the disk: a walk is only valid with its ancestor, but
+		// a changed file still differs from the walk's entry.
+		os.WriteFile(filepath.Join(root, "a.txt"), []byte("changed!"), 0o644)
+		if same, _, _ := Unchanged(root, ex, anc, reconcile.Windows, w2); same {
+			t.Fatal("a changed file passed as unchanged")
+		}
+	})
+
+	t.Run("missing root", func(t *testing.T) {
+		if _, _, err := Unchanged(filepath.Join(t.TempDir(), "nope"), nil, reconcile.Ancestor{}, reconcile.NFS, nil); err == nil {
+			t.Fatal("no error for a missing root")
+		}
+	})
+}
+
+func mustExcludes(t *testing.T) *Excludes {
+	ex, err := NewExcludes(DefaultExcludes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ex
 }

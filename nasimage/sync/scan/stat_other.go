@@ -50,9 +50,15 @@ func (s *scanner) dir(rel string) {
 				continue
 			}
 		}
-		s.res.Tree[p] = e
-		if e.Kind == reconcile.Dir {
-			s.dir(p)
+		sub, goOn := s.found(p, e)
+		if !goOn {
+			return
+		}
+		if sub != "" {
+			s.dir(sub)
+			if s.mismatch {
+				return
+			}
 		}
 	}
 }
