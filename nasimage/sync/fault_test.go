@@ -2,14 +2,18 @@ package sync
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/nas-topology/nas-topology/nasimage/sync/reconcile"
 	"github.com/nas-topology/nas-topology/nasimage/sync/scan"
@@ -175,4 +179,83 @@ func copyFile(t *testing.T, from, to string) {
 	if err := out.Close(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestDiskFullIsRetried fills the destination for real: it is a 1 MiB tmpfs,
+// and a file that had been synced grows to 2 MiB on the source. The copy
+// fails with ENOSPC: the error is reported, the destination keeps the old
+// version (no partial file, no temp file left), the source is untouched,
+// other files still sync, and once the file system grows the copy is made.
+// Both directions: the export full (input), the Windows share full (output).
+func TestDiskFullIsRetried(t *testing.T) {
+	for _, full := range []reconcile.Side{reconcile.NFS, reconcile.Windows} {
+		t.Run(full.String()+" full", func(t *testing.T) {
+			role := reconcile.Input
+			if full == reconcile.Windows {
+				role = reconcile.Output
+			}
+			cfg := testConfig(t, role)
+			src, dst := cfg.WindowsDir, cfg.NFSDir
+			if full == reconcile.Windows {
+				src, dst = dst, src
+			}
+			mountSmallFS(t, dst)
+			logs := &lockedWriter{w: &strings.Builder{}}
+			cfg.Logger = slog.New(slog.NewTextHandler(io.MultiWriter(logs, testWriter{t}), nil))
+			write(t, src, "report.bin", "v1")
+			h := newHarness(t, cfg)
+			h.run()
+			eventually(t, "first version synced", treeIs(dst, "report.bin=v1"))
+
+			big := bigContent(2 << 20)
+			if err := os.WriteFile(filepath.Join(src, "report.bin"), big, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			before, _ := os.Stat(filepath.Join(src, "report.bin"))
+			write(t, src, "small.txt", "still synced")
+			eventually(t, "disk-full error reported", func() error {
+				if c := h.metric("nasd_sync_errors_total", "op", "copy"); c < 1 {
+					return fmt.Errorf("copy errors = %v", c)
+				}
+				logs.mu.Lock()
+				defer logs.mu.Unlock()
+				if !strings.Contains(logs.w.(*strings.Builder).String(), "no space left on device") {
+					return errors.New("no ENOSPC in the log")
+				}
+				return nil
+			})
+			eventually(t, "other files synced, old version kept", treeIs(dst, "report.bin=v1 small.txt=still synced"))
+			if got := temps(dst); len(got) != 0 {
+				t.Fatalf("temp files left on the full side: %v", got)
+			}
+			after, _ := os.Stat(filepath.Join(src, "report.bin"))
+			if b, _ := os.ReadFile(filepath.Join(src, "report.bin")); !bytes.Equal(b, big) || !after.ModTime().Equal(before.ModTime()) {
+				t.Fatal("source touched")
+			}
+
+			if err := unix.Mount("tmpfs", dst, "tmpfs", unix.MS_REMOUNT, "size=8m"); err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, "copied once there is room", func() error {
+				return sameContent(filepath.Join(src, "report.bin"), filepath.Join(dst, "report.bin"))
+			})
+		})
+	}
+}
+
+// mountSmallFS mounts a 1 MiB tmpfs on dir: a file system that really fills
+// up. Mounting needs root (CI runs as root).
+func mountSmallFS(t *testing.T, dir string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("a full file system is made with a tmpfs mount, which needs root")
+	}
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=1m,mode=0755"); err != nil {
+		t.Fatalf("mount a 1 MiB tmpfs on %s: %v", dir, err)
+	}
+	t.Cleanup(func() {
+		if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
+			t.Errorf("unmount %s: %v", dir, err)
+		}
+	})
 }
