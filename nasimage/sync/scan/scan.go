@@ -9,7 +9,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"slices"
 	"strings"
 
 	"github.com/nas-topology/nas-topology/nasimage/sync/reconcile"
@@ -173,13 +172,17 @@ func (w *Walk) path(i int) []byte {
 	return w.paths[start:w.ents[i].end]
 }
 
-// prefix returns a copy of the first n entries.
-func (w *Walk) prefix(n int) *Walk {
+// prefix returns a copy of the first n entries, with room for size in all
+// (appending would briefly hold two copies of a long walk).
+func (w *Walk) prefix(n, size int) *Walk {
 	end := 0
 	if n > 0 {
 		end = w.ents[n-1].end
 	}
-	return &Walk{paths: slices.Clone(w.paths[:end]), ents: slices.Clone(w.ents[:n])}
+	r := &Walk{ents: make([]walkEntry, n, max(n, size)), paths: make([]byte, end, max(end, len(w.paths)))}
+	copy(r.ents, w.ents)
+	copy(r.paths, w.paths)
+	return r
 }
 
 func (w *Walk) add(p string, e reconcile.Entry) {
@@ -207,7 +210,7 @@ func Unchanged(root string, ex *Excludes, anc reconcile.Ancestor, side reconcile
 	}
 	s := scanner{root: root, ex: ex, anc: anc, side: side, prev: prev}
 	if prev == nil {
-		s.rec = &Walk{}
+		s.rec = &Walk{ents: make([]walkEntry, 0, len(anc))}
 	}
 	s.dir("")
 	if s.mismatch {
@@ -250,7 +253,7 @@ func (s *scanner) found(p string, e reconcile.Entry) (sub string, goOn bool) {
 		s.pos++
 	} else {
 		if s.rec == nil { // out of step with prev: record from here on
-			s.rec = s.prev.prefix(s.pos)
+			s.rec = s.prev.prefix(s.pos, len(s.anc))
 		}
 		pr, ok := s.anc[p]
 		if !ok {
