@@ -2,6 +2,8 @@ package scan
 
 import (
 	"fmt"
+	"maps"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -216,4 +218,74 @@ func mustExcludes(t *testing.T) *Excludes {
 		t.Fatal(err)
 	}
 	return ex
+}
+
+// TestUnchangedAgreesWithScan is a differential test: over random trees and
+// random changes (or none), Unchanged (with and without the last walk) says
+// "unchanged" exactly when a full Scan gives the ancestor's tree.
+func TestUnchangedAgreesWithScan(t *testing.T) {
+	rng := rand.New(rand.NewPCG(4, 2))
+	ex := mustExcludes(t)
+	mt := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+	names := []string{"a", "b", "c.txt", "Thumbs.db"}
+	randPath := func() string {
+		p := names[rng.IntN(len(names))]
+		for rng.IntN(3) == 0 {
+			p += "/" + names[rng.IntN(len(names))]
+		}
+		return p
+	}
+	mutations := []func(root string){
+		func(root string) { // write a file (creates parents; may replace nothing or fail on a dir)
+			p := filepath.Join(root, randPath())
+			os.MkdirAll(filepath.Dir(p), 0o755)
+			os.WriteFile(p, []byte(names[rng.IntN(len(names))]), 0o644)
+			os.Chtimes(p, mt, mt)
+		},
+		func(root string) { os.RemoveAll(filepath.Join(root, randPath())) },
+		func(root string) { os.MkdirAll(filepath.Join(root, randPath()), 0o755) },
+		func(root string) { os.Chmod(filepath.Join(root, randPath()), 0o600) },
+		func(root string) { os.Chtimes(filepath.Join(root, randPath()), mt, mt.Add(time.Second)) },
+		func(root string) {
+			p := filepath.Join(root, randPath())
+			os.RemoveAll(p)
+			os.Symlink(names[rng.IntN(len(names))], p)
+		},
+	}
+	changed := 0
+	for i := range 300 {
+		root := t.TempDir()
+		for range 1 + rng.IntN(12) {
+			mutations[0](root)
+		}
+		base, err := Scan(root, ex, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		anc := reconcile.Ancestor{}
+		for p, e := range base.Tree {
+			anc[p] = reconcile.Pair{NFS: e}
+		}
+		_, walk, _ := Unchanged(root, ex, anc, reconcile.NFS, nil)
+		for range rng.IntN(3) {
+			mutations[rng.IntN(len(mutations))](root)
+		}
+		now, err := Scan(root, ex, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := maps.Equal(now.Tree, anc.Tree(reconcile.NFS))
+		if !want {
+			changed++
+		}
+		for _, prev := range []*Walk{nil, walk} {
+			if got, _, err := Unchanged(root, ex, anc, reconcile.NFS, prev); err != nil || got != want {
+				t.Fatalf("case %d (prev %v): Unchanged = %v %v, full scan says unchanged = %v\nbefore %v\nafter  %v",
+					i, prev != nil, got, err, want, base.Tree, now.Tree)
+			}
+		}
+	}
+	if changed < 60 || changed > 270 {
+		t.Fatalf("%d of 300 cases changed: the mutations do not test both answers", changed)
+	}
 }
