@@ -110,6 +110,54 @@ func TestOutputThroughNFSClient(t *testing.T) {
 	}
 }
 
+// TestNFSClientEditsReachWindows: an application edits through a real NFS
+// client (go-nfs-client against nasd's NFS stack): a file in nested new
+// directories, an in-place edit that keeps the size (only the mtime tells),
+// a file rename, a directory rename, a recursive delete. Each reaches the
+// Windows directory while the engine runs.
+func TestNFSClientEditsReachWindows(t *testing.T) {
+	h := newHarness(t, testConfig(t, reconcile.Output))
+	srv := nfstest.Start(t, nfstest.Options{Dir: h.nfs})
+	h.run()
+	v := nfstest.Mount(t, srv.Addr, "/")
+
+	for _, d := range []string{"a", "a/b"} {
+		if _, err := v.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	nfsWrite(t, v, "a/b/c.txt", []byte("version 1"))
+	eventually(t, "nested create", treeIs(h.win, "a/ a/b/ a/b/c.txt=version 1"))
+
+	f, err := v.OpenFile("a/b/c.txt", 0o644) // no truncation: written in place
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write([]byte("VERSION 2")); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "in-place edit, same size", treeIs(h.win, "a/ a/b/ a/b/c.txt=VERSION 2"))
+
+	if err := v.Rename("a/b/c.txt", "a/b/d.txt"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "file rename", treeIs(h.win, "a/ a/b/ a/b/d.txt=VERSION 2"))
+	if err := v.Rename("a", "z"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "directory rename", treeIs(h.win, "z/ z/b/ z/b/d.txt=VERSION 2"))
+	if err := v.RemoveAll("z"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "recursive delete", treeIs(h.win, ""))
+	if got := tree(h.nfs); got != "" {
+		t.Fatalf("export after the delete: %s", got)
+	}
+}
+
 var nasdBuild struct {
 	once gosync.Once
 	path string
