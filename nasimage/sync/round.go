@@ -31,13 +31,10 @@ func (e *Engine) round(ctx context.Context, first, quiet bool) (roundResult, err
 	verify := !first && len(e.anc) > 0
 	winSame := false
 	if verify && e.winVerify {
-		t0 := time.Now()
-		same, walk, err := scan.Unchanged(e.cfg.WindowsDir, e.ex, e.anc, reconcile.Windows, e.winWalk)
+		same, err := e.unchanged(reconcile.Windows)
 		if err != nil {
 			return res, err
 		}
-		e.winWalk = walk
-		e.m.scanSeconds.WithLabelValues("windows").Observe(time.Since(t0).Seconds())
 		winSame, e.winVerify = same, same
 	}
 	nfsSame := false
@@ -48,13 +45,10 @@ func (e *Engine) round(ctx context.Context, first, quiet bool) (roundResult, err
 		// live together (a failed scan leaves none, so the next round scans).
 		e.nfsTree, e.nfsSame = nil, false
 		if verify && e.nfsVerify {
-			t0 := time.Now()
-			same, walk, err := scan.Unchanged(e.cfg.NFSDir, e.ex, e.anc, reconcile.NFS, e.nfsWalk)
+			same, err := e.unchanged(reconcile.NFS)
 			if err != nil {
 				return res, err
 			}
-			e.nfsWalk = walk
-			e.m.scanSeconds.WithLabelValues("nfs").Observe(time.Since(t0).Seconds())
 			e.nfsVerify = same
 			if same {
 				nfsSame, e.nfsScanned = true, now
@@ -75,12 +69,10 @@ func (e *Engine) round(ctx context.Context, first, quiet bool) (roundResult, err
 	if winSame {
 		ws.Tree = e.anc.Tree(reconcile.Windows)
 	} else {
-		t0 := time.Now()
 		var err error
-		if ws, err = scan.Scan(e.cfg.WindowsDir, e.ex, e.winSize); err != nil {
+		if ws, err = e.read(reconcile.Windows, e.winSize); err != nil {
 			return res, err
 		}
-		e.m.scanSeconds.WithLabelValues("windows").Observe(time.Since(t0).Seconds())
 		e.winSize = len(ws.Tree)
 	}
 	var ns scan.Result
@@ -90,12 +82,10 @@ func (e *Engine) round(ctx context.Context, first, quiet bool) (roundResult, err
 	case e.nfsTree != nil:
 		ns.Tree = e.nfsTree
 	default:
-		t0 := time.Now()
 		var err error
-		if ns, err = scan.Scan(e.cfg.NFSDir, e.ex, e.nfsSize); err != nil {
+		if ns, err = e.read(reconcile.NFS, e.nfsSize); err != nil {
 			return res, err
 		}
-		e.m.scanSeconds.WithLabelValues("nfs").Observe(time.Since(t0).Seconds())
 		e.nfsSize, e.nfsScanned = len(ns.Tree), now
 		if e.nfsW != nil {
 			// Kept only where the next round may trust it: unwatched, every
@@ -241,6 +231,40 @@ func (e *Engine) round(ctx context.Context, first, quiet bool) (roundResult, err
 		e.log.Debug("sync round", "planned", res.planned, "failed", res.failed)
 	}
 	return res, nil
+}
+
+// read reads side s into a tree (sizeHint presizes it), timed.
+func (e *Engine) read(s reconcile.Side, sizeHint int) (scan.Result, error) {
+	t0 := time.Now()
+	res, err := scan.Scan(e.root(s), e.ex, sizeHint)
+	if err == nil {
+		e.m.scanSeconds.WithLabelValues(s.String()).Observe(time.Since(t0).Seconds())
+	}
+	return res, err
+}
+
+// unchanged checks with scan.Unchanged that side s is exactly what the
+// ancestor says, timed, keeping the walk for the next check.
+func (e *Engine) unchanged(s reconcile.Side) (bool, error) {
+	walk := &e.winWalk
+	if s == reconcile.NFS {
+		walk = &e.nfsWalk
+	}
+	t0 := time.Now()
+	same, w, err := scan.Unchanged(e.root(s), e.ex, e.anc, s, *walk)
+	if err != nil {
+		return false, err
+	}
+	*walk = w
+	e.m.scanSeconds.WithLabelValues(s.String()).Observe(time.Since(t0).Seconds())
+	return same, nil
+}
+
+func (e *Engine) root(s reconcile.Side) string {
+	if s == reconcile.Windows {
+		return e.cfg.WindowsDir
+	}
+	return e.cfg.NFSDir
 }
 
 // settledRound ends a round in which both sides were found exactly as the
