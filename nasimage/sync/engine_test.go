@@ -1,6 +1,7 @@
 package sync
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -270,4 +271,40 @@ func TestSettledRoundsSeeEveryChange(t *testing.T) {
 	if err != nil || !fi.ModTime().Equal(later) {
 		t.Fatalf("nfs mtime change not synced: %v %v", fi.ModTime(), err)
 	}
+}
+
+// TestNFSAttributeChangesReachWindows: with the NFS side watched and its
+// last read trusted, a change of mode or mtime alone (an NFS SETATTR: chmod,
+// touch) must count as an event, not wait for the full-rescan interval.
+func TestNFSAttributeChangesReachWindows(t *testing.T) {
+	cfg := testConfig(t, reconcile.Output)
+	cfg.FullRescanInterval = time.Hour
+	h := newHarness(t, cfg)
+	write(t, h.nfs, "a.txt", "a")
+	write(t, h.nfs, "b.txt", "b")
+	h.run()
+	eventually(t, "initial", treeIs(h.win, "a.txt=a b.txt=b"))
+	time.Sleep(200 * time.Millisecond) // a few settled rounds: the NFS side is trusted
+
+	later := time.Now().Add(time.Hour).Truncate(time.Second)
+	if err := os.Chmod(filepath.Join(h.nfs, "a.txt"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(filepath.Join(h.nfs, "b.txt"), later, later); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "mode and mtime on Windows", func() error {
+		a, err := os.Stat(filepath.Join(h.win, "a.txt"))
+		if err != nil {
+			return err
+		}
+		b, err := os.Stat(filepath.Join(h.win, "b.txt"))
+		if err != nil {
+			return err
+		}
+		if a.Mode().Perm() != 0o600 || !b.ModTime().Equal(later) {
+			return fmt.Errorf("a.txt mode %v, b.txt mtime %v", a.Mode().Perm(), b.ModTime())
+		}
+		return nil
+	})
 }

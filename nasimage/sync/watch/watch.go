@@ -1,7 +1,7 @@
 // Package watch turns inotify events on a directory tree into hints for the
 // sync engine: "something changed, scan soon" and "this path is still being
 // written". Events never decide what changed; the scan does. A lost event
-// (queue overflow) only means the next scan comes from the timer.
+// (queue overflow) asks for a scan and re-adds the watches.
 package watch
 
 import (
@@ -119,15 +119,25 @@ func (w *Watcher) loop() {
 			if !ok {
 				return
 			}
-			if !errors.Is(err, fsnotify.ErrEventOverflow) {
-				select {
-				case w.errs <- err:
-				default:
-				}
+			if errors.Is(err, fsnotify.ErrEventOverflow) {
+				w.overflowed()
+				continue
+			}
+			select {
+			case w.errs <- err:
+			default:
 			}
 			w.signal()
 		}
 	}
+}
+
+// overflowed recovers from lost events: among them may be the creation of
+// directories that therefore got no watch, so the whole tree is added again
+// (adding a watched directory is harmless), and a scan is asked for.
+func (w *Watcher) overflowed() {
+	_ = w.addTree(w.root)
+	w.signal()
 }
 
 func (w *Watcher) event(ev fsnotify.Event) {
@@ -146,9 +156,9 @@ func (w *Watcher) event(ev fsnotify.Event) {
 			_ = w.addTree(ev.Name)
 		}
 	}
-	if ev.Op == fsnotify.Chmod {
-		return // atime and chmod noise; the rescan timer covers modes
-	}
+	// Chmod (IN_ATTRIB) is a hint too: an NFS SETATTR that only changes the
+	// mode or the mtime fires nothing else, and the engine trusts the
+	// watched side's last read until an event.
 	w.mu.Lock()
 	w.last[rel] = time.Now()
 	w.mu.Unlock()

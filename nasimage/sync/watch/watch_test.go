@@ -55,3 +55,34 @@ func TestNilWatcherNeverFires(t *testing.T) {
 	default:
 	}
 }
+
+// TestOverflowRewatchesTheTree: events lost in an overflow may include the
+// creation of a directory, which then has no watch. Recovery adds the tree
+// again, so changes inside such a directory are seen afterwards.
+func TestOverflowRewatchesTheTree(t *testing.T) {
+	root := t.TempDir()
+	sub := filepath.Join(root, "a", "b")
+	os.MkdirAll(sub, 0o755)
+	w, err := New(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	// As if the event that created a/b was lost: no watch on it.
+	if err := w.fw.Remove(sub); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(sub, "unseen"), nil, 0o644)
+	select {
+	case <-w.Changed():
+		t.Fatal("a directory without a watch fired")
+	case <-time.After(200 * time.Millisecond):
+	}
+	w.overflowed()
+	waitChanged(t, w) // the overflow asks for a scan
+	os.WriteFile(filepath.Join(sub, "seen"), nil, 0o644)
+	waitChanged(t, w)
+	if busy, _ := w.Busy(time.Now(), time.Minute); busy["a/b/seen"] == "" {
+		t.Fatalf("a/b/seen not reported: %v", busy)
+	}
+}
