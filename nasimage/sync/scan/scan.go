@@ -236,16 +236,23 @@ func Unchanged(root string, ex *Excludes, anc reconcile.Ancestor, side reconcile
 }
 
 // found handles one scanned entry at p, which may view a buffer the walk
-// reuses. It returns the path to walk into when e is a directory ("" for
-// none) and false when the walk should stop.
-func (s *scanner) found(p string, e reconcile.Entry) (sub string, goOn bool) {
+// reuses (a symlink's target is read here). It returns the path to walk into
+// when e is a directory, else "". The platform walkers stop when s.mismatch
+// is set.
+func (s *scanner) found(p string, e reconcile.Entry) (sub string) {
+	if e.Kind == reconcile.Symlink {
+		var err error
+		if e.Target, err = os.Readlink(filepath.Join(s.root, filepath.FromSlash(p))); err != nil {
+			return "" // vanished
+		}
+	}
 	if s.anc == nil {
 		key := strings.Clone(p)
 		s.res.Tree[key] = e
 		if e.Kind == reconcile.Dir {
-			return key, true
+			return key
 		}
-		return "", true
+		return ""
 	}
 	var want reconcile.Entry
 	if s.rec == nil && s.pos < len(s.prev.ents) && string(s.prev.path(s.pos)) == p {
@@ -258,20 +265,20 @@ func (s *scanner) found(p string, e reconcile.Entry) (sub string, goOn bool) {
 		pr, ok := s.anc[p]
 		if !ok {
 			s.mismatch = true
-			return "", false
+			return ""
 		}
 		want = pr.Of(s.side)
 		s.rec.add(p, want)
 	}
 	if reconcile.Changed(want, e) {
 		s.mismatch = true
-		return "", false
+		return ""
 	}
 	s.matched++
 	if e.Kind == reconcile.Dir {
-		return strings.Clone(p), true
+		return strings.Clone(p)
 	}
-	return "", true
+	return ""
 }
 
 // unlisted records that the directory rel could not be listed: it vanished

@@ -119,20 +119,11 @@ func (s *scanner) dirAt(rel string, depth int) {
 		default:
 			continue // a socket, device or fifo: not synced
 		}
-		if e.Kind == reconcile.Symlink {
-			if e.Target, err = os.Readlink(filepath.Join(s.root, filepath.FromSlash(p))); err != nil {
-				continue
-			}
-		}
-		sub, goOn := s.found(p, e)
-		if !goOn {
-			return
-		}
-		if sub != "" {
+		if sub := s.found(p, e); sub != "" {
 			s.dirAt(sub, depth+1)
-			if s.mismatch {
-				return
-			}
+		}
+		if s.mismatch {
+			return
 		}
 	}
 }

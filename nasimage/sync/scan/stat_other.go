@@ -6,8 +6,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-
-	"github.com/nas-topology/nas-topology/nasimage/sync/reconcile"
 )
 
 // sysScanner: the portable directory reader keeps no state.
@@ -45,20 +43,11 @@ func (s *scanner) dir(rel string) {
 		if !ok {
 			continue // a socket, device or fifo: not synced
 		}
-		if e.Kind == reconcile.Symlink {
-			if e.Target, err = os.Readlink(filepath.Join(s.root, filepath.FromSlash(p))); err != nil {
-				continue
-			}
-		}
-		sub, goOn := s.found(p, e)
-		if !goOn {
-			return
-		}
-		if sub != "" {
+		if sub := s.found(p, e); sub != "" {
 			s.dir(sub)
-			if s.mismatch {
-				return
-			}
+		}
+		if s.mismatch {
+			return
 		}
 	}
 }
