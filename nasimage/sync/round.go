@@ -236,7 +236,7 @@ func (e *Engine) round(ctx context.Context, first, quiet bool) (roundResult, err
 // read reads side s into a tree (sizeHint presizes it), timed.
 func (e *Engine) read(s reconcile.Side, sizeHint int) (scan.Result, error) {
 	t0 := time.Now()
-	res, err := scan.Scan(e.root(s), e.ex, sizeHint)
+	res, err := scan.Scan(e.ap.Root(s), e.ex, sizeHint)
 	if err == nil {
 		e.m.scanSeconds.WithLabelValues(s.String()).Observe(time.Since(t0).Seconds())
 	}
@@ -251,20 +251,13 @@ func (e *Engine) unchanged(s reconcile.Side) (bool, error) {
 		walk = &e.nfsWalk
 	}
 	t0 := time.Now()
-	same, w, err := scan.Unchanged(e.root(s), e.ex, e.anc, s, *walk)
+	same, w, err := scan.Unchanged(e.ap.Root(s), e.ex, e.anc, s, *walk)
 	if err != nil {
 		return false, err
 	}
 	*walk = w
 	e.m.scanSeconds.WithLabelValues(s.String()).Observe(time.Since(t0).Seconds())
 	return same, nil
-}
-
-func (e *Engine) root(s reconcile.Side) string {
-	if s == reconcile.Windows {
-		return e.cfg.WindowsDir
-	}
-	return e.cfg.NFSDir
 }
 
 // settledRound ends a round in which both sides were found exactly as the

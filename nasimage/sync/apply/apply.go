@@ -40,7 +40,8 @@ type Outcome struct {
 	Bytes int64
 }
 
-func (ap *Applier) root(s reconcile.Side) string {
+// Root returns the directory of side s.
+func (ap *Applier) Root(s reconcile.Side) string {
 	if s == reconcile.Windows {
 		return ap.Windows
 	}
@@ -84,7 +85,7 @@ func (ap *Applier) expect(root, rel string, want reconcile.Entry, what string) e
 // planned and verified (not as it may be by now: a change after the copy is
 // the next round's to see) and the destination as it now is.
 func (ap *Applier) pair(a reconcile.Action) (reconcile.Pair, error) {
-	dst, err := scan.Stat(ap.root(a.To), a.Path)
+	dst, err := scan.Stat(ap.Root(a.To), a.Path)
 	if err != nil {
 		return reconcile.Pair{}, err
 	}
@@ -95,7 +96,7 @@ func (ap *Applier) pair(a reconcile.Action) (reconcile.Pair, error) {
 }
 
 func (ap *Applier) copy(ctx context.Context, a reconcile.Action) (Outcome, error) {
-	srcRoot, dstRoot := ap.root(a.To.Other()), ap.root(a.To)
+	srcRoot, dstRoot := ap.Root(a.To.Other()), ap.Root(a.To)
 	if err := ap.expect(srcRoot, a.Path, a.Source, "source"); err != nil {
 		return Outcome{}, err
 	}
@@ -182,7 +183,7 @@ func (ap *Applier) copyData(ctx context.Context, out io.Writer, in io.Reader) (i
 }
 
 func (ap *Applier) mkdir(a reconcile.Action) (Outcome, error) {
-	dst := filepath.Join(ap.root(a.To), filepath.FromSlash(a.Path))
+	dst := filepath.Join(ap.Root(a.To), filepath.FromSlash(a.Path))
 	if err := os.Mkdir(dst, 0o755); err != nil {
 		if fi, serr := os.Lstat(dst); serr != nil || !fi.IsDir() {
 			return Outcome{}, err
@@ -193,7 +194,7 @@ func (ap *Applier) mkdir(a reconcile.Action) (Outcome, error) {
 }
 
 func (ap *Applier) remove(a reconcile.Action) error {
-	root := ap.root(a.To)
+	root := ap.Root(a.To)
 	if err := ap.expect(root, a.Path, a.Dest, "destination"); err != nil {
 		return err
 	}
@@ -205,7 +206,7 @@ func (ap *Applier) remove(a reconcile.Action) error {
 }
 
 func (ap *Applier) rename(a reconcile.Action) error {
-	root := ap.root(a.To)
+	root := ap.Root(a.To)
 	if err := ap.expect(root, a.Path, a.Dest, "conflicting version"); err != nil {
 		return err
 	}
