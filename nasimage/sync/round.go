@@ -61,7 +61,7 @@ func (e *Engine) round(ctx context.Context, first, quiet bool) (roundResult, err
 		nfsSame = e.nfsSame
 	}
 	if winSame && nfsSame {
-		e.settledRound()
+		e.settledRound(ctx)
 		return res, nil
 	}
 
@@ -220,13 +220,7 @@ func (e *Engine) round(ctx context.Context, first, quiet bool) (roundResult, err
 	if err := e.save(true); err != nil {
 		return res, err
 	}
-	if ctx.Err() == nil {
-		for _, s := range []reconcile.Side{reconcile.Windows, reconcile.NFS} {
-			if !failedTo[s] {
-				e.m.lastSync.WithLabelValues(direction(s)).SetToCurrentTime()
-			}
-		}
-	}
+	e.markSynced(ctx, failedTo)
 	if res.planned > 0 {
 		e.log.Debug("sync round", "planned", res.planned, "failed", res.failed)
 	}
@@ -262,12 +256,23 @@ func (e *Engine) unchanged(s reconcile.Side) (bool, error) {
 
 // settledRound ends a round in which both sides were found exactly as the
 // ancestor says: nothing to plan, both directions in sync.
-func (e *Engine) settledRound() {
+func (e *Engine) settledRound(ctx context.Context) {
 	e.settledRounds++
 	e.m.pending.Set(0)
 	e.blocked = nil
+	e.markSynced(ctx, nil)
+}
+
+// markSynced records that a completed round left every direction in sync
+// whose actions did not fail.
+func (e *Engine) markSynced(ctx context.Context, failedTo map[reconcile.Side]bool) {
+	if ctx.Err() != nil {
+		return
+	}
 	for _, s := range []reconcile.Side{reconcile.Windows, reconcile.NFS} {
-		e.m.lastSync.WithLabelValues(direction(s)).SetToCurrentTime()
+		if !failedTo[s] {
+			e.m.lastSync.WithLabelValues(direction(s)).SetToCurrentTime()
+		}
 	}
 }
 
