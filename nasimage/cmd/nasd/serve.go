@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
 	"time"
 
@@ -82,6 +83,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer, started func(li
 	key, err := nfsfs.LoadOrCreateKey(f.state)
 	if err != nil {
 		return fmt.Errorf("handle secret: %w", err)
+	}
+	// The Deployment's emptyDir starts empty: the export is a directory in it.
+	if err := os.MkdirAll(f.export, 0o755); err != nil {
+		return fmt.Errorf("export directory: %w", err)
 	}
 	handler, err := nfsfs.NewHandler(f.export, cfg, key)
 	if err != nil {

@@ -172,6 +172,17 @@ func TestNoWorkersReadyWhenListening(t *testing.T) {
 
 // TestBackupRoleIsReadOnly: --role backup forces a read-only export even
 // with rw options.
+// TestExportCreatedInEmptyDir: a new pod's emptyDir is empty; nasd makes the
+// export directory in it instead of exiting.
+func TestExportCreatedInEmptyDir(t *testing.T) {
+	export := filepath.Join(t.TempDir(), "export")
+	startInProcess(t, "--export", export)
+	st, err := os.Stat(export)
+	if err != nil || !st.IsDir() {
+		t.Fatalf("export directory not made: %v", err)
+	}
+}
+
 func TestBackupRoleIsReadOnly(t *testing.T) {
 	l, _ := startInProcess(t, "--role", "backup", "--options", "rw")
 	v := nfstest.Mount(t, l.nfs.String(), "/")
