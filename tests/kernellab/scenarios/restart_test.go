@@ -1,0 +1,123 @@
+//go:build kernellab
+
+package scenarios
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/nas-topology/nas-topology/components/spec"
+	"github.com/nas-topology/nas-topology/tests/kernellab/node"
+)
+
+// TestRestartUnderLoad: a reader and a writer run on the hard mount of each
+// output server while its server restarts: in place (same emptyDir, the
+// container restarted), as a new pod (new emptyDir, same Secret, export
+// re-synced from Windows), and knfsd restarting as the reference. The apps
+// see no error, and nothing they fsynced is lost.
+func TestRestartUnderLoad(t *testing.T) {
+	for _, s := range serversWith(spec.RoleOutput) {
+		pod := lab.Pods[s.Name]
+		cases := []struct {
+			name    string
+			tg      target
+			restart func() error
+		}{
+			{"knfsd-restart", target{"knfsd", s, node.KnfsdMountPoint(s)}, node.RestartKnfsd},
+			{"nasd-container-restart", target{"nasd", s, node.MountPoint(s)}, pod.Restart},
+			{"nasd-pod-replacement", target{"nasd", s, node.MountPoint(s)}, pod.Replace},
+		}
+		for _, c := range cases {
+			t.Run(s.Name+"/"+c.name, func(t *testing.T) {
+				dir := workdir(t, c.tg)
+				ref := bytes.Repeat([]byte("reference data\n"), 20000)
+				require.NoError(t, writeAsApp(filepath.Join(dir, "reference"), ref))
+				if c.tg.name == "nasd" {
+					// The reference must be on Windows before a new pod re-syncs from it.
+					rel, _ := filepath.Rel(node.MountPoint(s), dir)
+					eventually(t, "reference on Windows", hasContent(filepath.Join(windowsDir(s), rel, "reference"), ref))
+				}
+				cmd, out := startApp(t, "load", appArgs{Dir: dir, Duration: 40 * time.Second})
+				time.Sleep(8 * time.Second)
+				t0 := time.Now()
+				require.NoError(t, c.restart())
+				t.Logf("%s took %s", c.name, time.Since(t0).Round(time.Millisecond))
+				require.NoError(t, cmd.Wait(), out.String())
+				r := parseApp(t, "load", out.Bytes())
+				t.Logf("reads %d, fsynced writes %d", r.Reads, r.Writes)
+				assert.Empty(t, r.Errors, "errors at the application")
+				assert.Greater(t, r.Writes, 0)
+				got, err := os.ReadFile(filepath.Join(dir, "written"))
+				require.NoError(t, err)
+				assert.GreaterOrEqual(t, int64(len(got)), r.Fsynced, "fsynced bytes lost")
+				for i := 0; i < r.Writes && (i+1)*4096 <= len(got); i++ {
+					want := fmt.Sprintf("record %08d\n", i)
+					if !bytes.HasPrefix(got[i*4096:], []byte(want)) {
+						t.Fatalf("record %d is %q", i, got[i*4096:i*4096+16])
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestKill9DuringLargeWrite: nasd is killed (-9) while an app writes 96 MiB
+// with an fsync every 8 MiB; the container restarts in place and the app,
+// on its hard mount, finishes with every byte right.
+func TestKill9DuringLargeWrite(t *testing.T) {
+	for _, s := range serversWith(spec.RoleOutput) {
+		t.Run(s.Name, func(t *testing.T) {
+			pod := lab.Pods[s.Name]
+			dir := workdir(t, target{"nasd", s, node.MountPoint(s)})
+			progress := filepath.Join("/tmp", "progress-"+s.Name)
+			os.Remove(progress)
+			cmd, out := startApp(t, "big-write", appArgs{Dir: dir, Size: 96 << 20, Progress: progress})
+			deadline := time.Now().Add(3 * time.Minute)
+			for fsynced(progress) < 16<<20 && time.Now().Before(deadline) {
+				time.Sleep(50 * time.Millisecond)
+			}
+			require.GreaterOrEqual(t, fsynced(progress), int64(16<<20), "the writer made no progress")
+			before := fsynced(progress)
+			require.NoError(t, pod.Kill())
+			require.NoError(t, pod.Start(false))
+			require.NoError(t, pod.WaitReady(2*time.Minute))
+			require.NoError(t, cmd.Wait(), out.String())
+			r := parseApp(t, "big-write", out.Bytes())
+			t.Logf("killed after %d MiB fsynced; the app finished in %s", before>>20, r.Duration)
+			assert.Empty(t, r.Errors)
+			assert.Equal(t, int64(96<<20), r.Fsynced)
+		})
+	}
+}
+
+func fsynced(progress string) int64 {
+	b, _ := os.ReadFile(progress)
+	n, _ := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	return n
+}
+
+func writeAsApp(path string, data []byte) error {
+	cmd := exec.Command("setpriv", fmt.Sprintf("--reuid=%d", node.AppUID), fmt.Sprintf("--regid=%d", node.AppUID), "--clear-groups",
+		"sh", "-c", "cat > "+quote(path)+" && sync "+quote(path))
+	cmd.Stdin = bytes.NewReader(data)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%v: %s", err, out)
+	}
+	return nil
+}
+
+func runOut(name string, args ...string) (string, error) {
+	out, err := exec.Command(name, args...).CombinedOutput()
+	return string(out), err
+}
