@@ -11,7 +11,7 @@ FUZZTIME ?= 15s
 # the config, so an empty one is fine unless you add some.
 export PULUMI_CONFIG_PASSPHRASE ?=
 
-.PHONY: test deps vet unit fuzz bench bench-nfs up preview-dev preview-ocp parity stacks e2e drift
+.PHONY: test deps vet unit fuzz bench bench-nfs up preview-dev preview-ocp parity stacks e2e drift lab lab-deps lab-bench
 
 ## test: everything a clean checkout must pass (installs its apt deps when run as root)
 test: deps vet unit fuzz
@@ -73,3 +73,20 @@ bench-nfs:
 bench-sync:
 	$(GO) test -count=1 -run '^$$' -bench 'BenchmarkLatency' -benchtime 100x -timeout 30m ./nasimage/sync/
 	$(GO) test -count=1 -run '^$$' -bench 'BenchmarkRescan100k' -benchtime 1x -timeout 30m ./nasimage/sync/
+
+## lab: the kernel lab: a real Linux 6.1 kernel (user-mode-linux) with the kernel NFS client mounting
+## every PV as rendered, a minikube-mount-style 9p share, nasd pods and knfsd (tests/kernellab)
+LAB_PACKAGES := user-mode-linux kmod iproute2 iptables nfs-common nfs-kernel-server diod e2fsprogs util-linux git sqlite3 gcc libc6-dev
+LAB_RUN ?=
+lab: lab-deps
+	cd tests/kernellab && LAB_RUN='$(LAB_RUN)' $(GO) test -tags kernellab -count=1 -timeout 60m -v -run '^TestKernelLab$$' .
+
+## lab-bench: the lab's latency benchmarks through the kernel client (Windows <-> app)
+lab-bench: lab-deps
+	cd tests/kernellab && LAB_RUN='^$$' LAB_BENCH=. $(GO) test -tags kernellab -count=1 -timeout 60m -v -run '^TestKernelLab$$' .
+
+lab-deps:
+	@missing=$$(for p in $(LAB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "make lab: install $$missing (apt-get install $$missing) or run as root"; exit 1; fi; fi

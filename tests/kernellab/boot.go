@@ -24,14 +24,6 @@ import (
 //go:embed shim/xstate.c
 var xstateShim []byte
 
-// Packages are the Debian packages the lab needs on the host: the kernel,
-// what Minikube's node has (the 9p share's server, the NFS client's helper,
-// iptables for the Service's DNAT) and knfsd as the reference server.
-var Packages = []string{
-	"user-mode-linux", "kmod", "iproute2", "iptables", "nfs-common", "nfs-kernel-server",
-	"diod", "e2fsprogs", "util-linux", "git", "sqlite3", "gcc", "libc6-dev",
-}
-
 // ModulesDir is where user-mode-linux keeps its modules (the guest loads
 // them from there: the host's /lib/modules has none for this kernel).
 const ModulesDir = "/usr/lib/uml/modules"

@@ -23,6 +23,8 @@ func TestKernelLab(t *testing.T) {
 	dir, err := os.MkdirTemp("/var/tmp", "kernellab-")
 	require.NoError(t, err)
 	t.Cleanup(func() { os.RemoveAll(dir) })
+	// The guest's apps run the scenario binary as a non-root uid.
+	require.NoError(t, os.Chmod(dir, 0o755))
 
 	nasd := filepath.Join(dir, "nasd")
 	build(t, project, "go", "build", "-trimpath", "-o", nasd, "./nasimage/cmd/nasd")

@@ -35,7 +35,7 @@ const (
 	bridgeName  = "cni0"
 	bridgeCIDR  = "10.244.0.1/24"
 	podNet      = "10.244.0."
-	diodAddr    = "127.0.0.1:564"
+	diodPort    = "5640" // minikube mount serves 9p on a high port too
 	knfsdPrefix = "/run/lab/disk/knfsd"
 )
 
@@ -62,6 +62,7 @@ func Load(dir string) (*spec.Config, error) {
 // server (started and ready), knfsd, and the PV mounts.
 func Setup(cfg *spec.Config, nasd string) (*Node, error) {
 	n := &Node{Config: cfg, Nasd: nasd, Servers: cfg.Servers, Pods: map[string]*Pod{}}
+	WindowsUID = cfg.Cluster.RunAsUser
 	steps := []struct {
 		name string
 		fn   func() error
@@ -126,38 +127,95 @@ func (n *Node) network() error {
 }
 
 // windowsShare serves Backing with diod and mounts it at the cluster's
-// windowsRoot as `minikube mount` does; each server's directory is created
-// behind the share (hostPath DirectoryOrCreate).
+// windowsRoot as `minikube mount --uid U --gid U` does: 9P2000.L over TCP,
+// msize 262144, and every file the node sees owned by U (the README's
+// minikube mount gives nasd's uid). diod squashes all access to a user with
+// that uid, which the guest adds to its own copy of /etc/passwd. Each
+// server's directory is made behind the share (hostPath DirectoryOrCreate).
 func (n *Node) windowsShare() error {
-	root := n.Config.Cluster.WindowsRoot
+	uid := n.Config.Cluster.RunAsUser
+	if err := guestUser("windows", uid); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(Backing, 0o755); err != nil {
 		return err
 	}
 	if err := run("mount", "-t", "tmpfs", "-o", "mode=0755", "windows", Backing); err != nil {
 		return err
 	}
+	if err := os.Chown(Backing, uid, uid); err != nil {
+		return err
+	}
 	for _, s := range n.Servers {
-		if err := os.MkdirAll(filepath.Join(Backing, s.Name), 0o777); err != nil {
+		if err := WindowsMkdirAll(filepath.Join(Backing, s.Name)); err != nil {
 			return err
 		}
-		os.Chmod(filepath.Join(Backing, s.Name), 0o777)
 	}
-	diod := exec.Command("diod", "-f", "-n", "-N", "-l", diodAddr, "-e", Backing, "-L", filepath.Join(LogsDir, "diod.log"))
+	diod := exec.Command("diod", "-f", "-n", "-S", "-U", "windows", "-l", "127.0.0.1:"+diodPort, "-e", Backing, "-L", filepath.Join(LogsDir, "diod.log"))
 	if err := diod.Start(); err != nil {
 		return err
 	}
-	if err := waitTCP(diodAddr, 10*time.Second); err != nil {
+	if err := waitTCP("127.0.0.1:"+diodPort, 10*time.Second); err != nil {
 		return err
 	}
 	// The guest's / is the host's: shadow the mount point's parent with a
 	// tmpfs so nothing is created on the host.
+	root := n.Config.Cluster.WindowsRoot
 	if err := run("mount", "-t", "tmpfs", "-o", "mode=0755", "node-mnt", filepath.Dir(root)); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return err
 	}
-	return run("mount", "-t", "9p", "-o", "trans=tcp,port=564,version=9p2000.L,msize=262144,aname="+Backing+",uname=root,access=any", "127.0.0.1", root)
+	return run("mount", "-t", "9p", "-o", "trans=tcp,port="+diodPort+",version=9p2000.L,msize=262144,aname="+Backing+",uname=root,access=any", "127.0.0.1", root)
+}
+
+// guestUser adds a user (and its group) to the guest's own copies of
+// /etc/passwd and /etc/group, bound over the host's.
+func guestUser(name string, uid int) error {
+	for _, f := range []struct{ path, line string }{
+		{"/etc/passwd", fmt.Sprintf("%s:x:%d:%d::/nonexistent:/usr/sbin/nologin\n", name, uid, uid)},
+		{"/etc/group", fmt.Sprintf("%s:x:%d:\n", name, uid)},
+	} {
+		b, err := os.ReadFile(f.path)
+		if err != nil {
+			return err
+		}
+		cp := filepath.Join("/run/lab", filepath.Base(f.path))
+		if err := os.WriteFile(cp, append(b, f.line...), 0o644); err != nil {
+			return err
+		}
+		if err := run("mount", "--bind", cp, f.path); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// WindowsUID owns everything on the Windows side, as minikube mount's --uid
+// makes it look; set by Setup.
+var WindowsUID int
+
+// WindowsWriteFile writes a file behind the share as the Windows user.
+func WindowsWriteFile(path string, data []byte) error {
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		return err
+	}
+	return os.Chown(path, WindowsUID, WindowsUID)
+}
+
+// WindowsMkdirAll makes directories behind the share as the Windows user.
+func WindowsMkdirAll(path string) error {
+	if _, err := os.Stat(path); err == nil {
+		return nil
+	}
+	if err := WindowsMkdirAll(filepath.Dir(path)); err != nil {
+		return err
+	}
+	if err := os.Mkdir(path, 0o755); err != nil && !os.IsExist(err) {
+		return err
+	}
+	return os.Chown(path, WindowsUID, WindowsUID)
 }
 
 func (n *Node) startPods() error {
