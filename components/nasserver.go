@@ -5,6 +5,7 @@ package components
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	appsv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/apps/v1"
@@ -25,8 +26,8 @@ type NasServerArgs struct {
 	DependsOn []pulumi.Resource
 }
 
-// NasServer is one NAS: in target cluster a nasd Deployment and Service plus
-// the PV/PVC pointing at the Service's clusterIP; in target external only the
+// NasServer is one NAS: in target cluster a nasd Deployment, its Service and
+// its handle key Secret, plus the PV/PVC pointing at the Service's clusterIP; in target external only the
 // PV/PVC, pointing at the physical device.
 type NasServer struct {
 	pulumi.ResourceState
@@ -64,7 +65,13 @@ func NewNasServer(ctx *pulumi.Context, name string, args *NasServerArgs, opts ..
 		if err != nil {
 			return nil, err
 		}
-		if _, err := appsv1.NewDeployment(ctx, name, DeploymentArgs(ns, srv, c), child...); err != nil {
+		key, err := newHandleKeySecret(ctx, ns, srv, child)
+		if err != nil {
+			return nil, err
+		}
+		// The pod cannot start without its key: create the Secret first.
+		deployOpts := append(slices.Clone(child), pulumi.DependsOn([]pulumi.Resource{key}))
+		if _, err := appsv1.NewDeployment(ctx, name, DeploymentArgs(ns, srv, c), deployOpts...); err != nil {
 			return nil, err
 		}
 		// The PV follows the Service's clusterIP output (not the config literal),

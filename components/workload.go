@@ -27,13 +27,18 @@ const (
 	windowsMount = "/windows"     // the server's Windows directory (hostPath)
 	dataMount    = "/data"        // disk-backed emptyDir
 	exportDir    = "/data/export" // the exported copy
-	stateDir     = "/data/state"  // handle secret and sync ancestor
-	gracePeriod  = 60             // seconds kubelet waits after SIGTERM before SIGKILL
-	nasdGrace    = "50s"          // nasd's budget to finish NFS calls and flush sync, inside gracePeriod
-	appName      = "nasd"         // app.kubernetes.io/name
-	partOf       = "nas-topology" // app.kubernetes.io/part-of
-	managedBy    = "pulumi"       // app.kubernetes.io/managed-by
-	roleLabelKey = "nas-topology/role"
+	stateDir     = "/data/state"  // sync ancestor (dies with the pod, like the export it describes)
+	// The handle key Secret's mount: nasd MACs its NFS file handles with this
+	// key, so it must outlive the pod (an emptyDir key made every client
+	// handle stale on each rollout or eviction).
+	handleKeyDir  = "/etc/nasd"
+	HandleKeyFile = "handle.key"   // the Secret's data key and the file name under handleKeyDir
+	gracePeriod   = 60             // seconds kubelet waits after SIGTERM before SIGKILL
+	nasdGrace     = "50s"          // nasd's budget to finish NFS calls and flush sync, inside gracePeriod
+	appName       = "nasd"         // app.kubernetes.io/name
+	partOf        = "nas-topology" // app.kubernetes.io/part-of
+	managedBy     = "pulumi"       // app.kubernetes.io/managed-by
+	roleLabelKey  = "nas-topology/role"
 )
 
 // workloadLabels are the app.kubernetes.io/* labels of a server's pods and objects.
@@ -103,6 +108,7 @@ func NasdArgs(srv spec.Server) []string {
 		"--export=" + exportDir,
 		"--export-path=" + srv.ExportPath,
 		"--state=" + stateDir,
+		"--handle-key-file=" + path.Join(handleKeyDir, HandleKeyFile),
 		"--windows-dir=" + windowsMount,
 		"--listen=:" + strconv.Itoa(nfsContainerPort),
 		"--portmap-listen=:" + strconv.Itoa(portmapContainerPort),
@@ -114,8 +120,8 @@ func NasdArgs(srv spec.Server) []string {
 
 // DeploymentArgs renders the nasd Deployment of a server: one replica (two
 // servers must never sync the same directories), Recreate for the same reason,
-// the Windows directory as hostPath, the export on a bounded emptyDir, and a
-// security context that meets the "restricted" pod security standard.
+// the Windows directory as hostPath, the export on a bounded emptyDir, the
+// handle key from its Secret (read-only), and a security context that meets the "restricted" pod security standard.
 func DeploymentArgs(namespace string, srv spec.Server, c *spec.Cluster) *appsv1.DeploymentArgs {
 	labels := pulumi.ToStringMap(workloadLabels(srv))
 	uid := pulumi.Int(c.RunAsUser)
@@ -169,6 +175,7 @@ func DeploymentArgs(namespace string, srv spec.Server, c *spec.Cluster) *appsv1.
 							// Only output servers write back to Windows.
 							&corev1.VolumeMountArgs{Name: pulumi.String("windows"), MountPath: pulumi.String(windowsMount), ReadOnly: pulumi.Bool(srv.Role != spec.RoleOutput)},
 							&corev1.VolumeMountArgs{Name: pulumi.String("data"), MountPath: pulumi.String(dataMount)},
+							&corev1.VolumeMountArgs{Name: pulumi.String(handleKeyVolume), MountPath: pulumi.String(handleKeyDir), ReadOnly: pulumi.Bool(true)},
 						},
 					}},
 					Volumes: corev1.VolumeArray{
@@ -184,6 +191,14 @@ func DeploymentArgs(namespace string, srv spec.Server, c *spec.Cluster) *appsv1.
 							// Disk-backed (no medium: Memory), bounded so a runaway writer
 							// gets the pod evicted instead of filling the node.
 							EmptyDir: &corev1.EmptyDirVolumeSourceArgs{SizeLimit: pulumi.String(c.ExportSizeLimit)},
+						},
+						&corev1.VolumeArgs{
+							Name: pulumi.String(handleKeyVolume),
+							// The handle key outlives the pod (see handlekey.go).
+							Secret: &corev1.SecretVolumeSourceArgs{
+								SecretName:  pulumi.String(HandleKeySecretName(srv)),
+								DefaultMode: pulumi.Int(HandleKeyMode),
+							},
 						},
 					},
 				},

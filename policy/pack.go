@@ -74,6 +74,11 @@ var resourceRules = []resourceRule{
 		needsSpec:   true,
 		check:       checkNasdExport,
 	},
+	{
+		name:        "nas-nasd-handle-key",
+		description: "nasd reads its file-handle key (--handle-key-file) from a Secret volume mounted read-only, with no write or world bits: a key in the pod's emptyDir dies with the pod and makes every client's handles stale.",
+		check:       checkHandleKey,
+	},
 }
 
 var stackRules = []stackRule{

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -264,4 +265,73 @@ func parseFlags(args []string) map[string]string {
 		out[name] = val
 	}
 	return out
+}
+
+// checkHandleKey: nasd MACs its file handles with the key of --handle-key-file;
+// the file must come from a Secret volume (which outlives the pod, unlike the
+// emptyDir), mounted read-only, with a mode that neither allows writes nor
+// lets other users read it.
+func checkHandleKey(in input, c *checker) {
+	w, ok := workloadOf(in.typ, in.name, in.props)
+	if !ok || !isNasd(w, c) {
+		return
+	}
+	c.subject = fmt.Sprintf("%s %q", w.kind, w.name)
+	ctr := nasdContainer(w.pod)
+	args := ctr.get("args")
+	if !c.known(args) {
+		return
+	}
+	list, _ := args.strs()
+	keyFile := parseFlags(list)["handle-key-file"]
+	if keyFile == "" {
+		c.failf("nasd has no --handle-key-file (%s): its handle key would live in the pod's state directory and every pod replacement would make the clients' file handles stale", args.path)
+		return
+	}
+	mounts := ctr.get("volumeMounts")
+	if !c.known(mounts) {
+		return
+	}
+	// The mount holding the file: the longest mountPath above it.
+	var mount node
+	best := -1
+	for _, m := range mounts.items() {
+		mp := path.Clean(m.get("mountPath").str())
+		if m.get("mountPath").str() != "" && strings.HasPrefix(path.Clean(keyFile), strings.TrimSuffix(mp, "/")+"/") && len(mp) > best {
+			mount, best = m, len(mp)
+		}
+	}
+	if best < 0 {
+		c.failf("nasd --handle-key-file=%s is on no volume mount: the key would be read from the image", keyFile)
+		return
+	}
+	if ro := mount.get("readOnly"); c.known(ro) && !ro.isTrue() {
+		c.failf("%s mounts the handle key volume %q writable: it must be read-only", mount.path, mount.get("name").str())
+	}
+	name := mount.get("name").str()
+	vols := w.pod.get("volumes")
+	if !c.known(vols) {
+		return
+	}
+	for _, v := range vols.items() {
+		if v.get("name").str() != name {
+			continue
+		}
+		sec := v.get("secret")
+		if !c.known(sec) {
+			return
+		}
+		if !sec.v.IsMap() {
+			c.failf("volume %q holding nasd's handle key (%s) is not a Secret volume: the key must outlive the pod", name, v.path)
+			return
+		}
+		if sn := sec.get("secretName"); c.known(sn) && sn.str() == "" {
+			c.failf("%s is %s: the handle key volume names no Secret", sn.path, sn.show())
+		}
+		if m := sec.get("defaultMode"); c.known(m) && m.v.IsNumber() && int(m.v.AsNumber())&0o227 != 0 {
+			c.failf("%s is %#o: the handle key must not be writable or readable by other users (0400 or 0440)", m.path, int(m.v.AsNumber()))
+		}
+		return
+	}
+	c.failf("nasd's handle key mount %q names no volume of the pod", name)
 }

@@ -118,3 +118,28 @@ func TestParseFlags(t *testing.T) {
 		})
 	}
 }
+
+func TestHandleKey(t *testing.T) {
+	dev := runProgram(t, "dev")
+	keyFlag := argIndex(t, dev, "nas-backup-1", "--handle-key-file=")
+	const keyVol, keyMount = podSpec + "volumes.2.", nasdCtr + "volumeMounts.2."
+	runCases(t, "nas-nasd-handle-key", typeDeployment, []ruleCase{
+		{name: "backup as rendered"},
+		{name: "output as rendered", server: "nas-output-2"},
+		{name: "no key flag", edit: set(keyFlag, "--verbose"), want: "nasd has no --handle-key-file"},
+		{name: "key in the emptyDir", edit: set(keyFlag, "--handle-key-file=/data/state/handle.key"), want: `volume "data" holding nasd's handle key (spec.template.spec.volumes[1]) is not a Secret volume`},
+		{name: "key in the image", edit: set(keyFlag, "--handle-key-file=/handle.key"), want: "is on no volume mount"},
+		{name: "mounted writable", edit: set(keyMount+"readOnly", false), want: `mounts the handle key volume "handle-key" writable`},
+		{name: "mount without readOnly", edit: set(keyMount+"readOnly", nil), want: "writable"},
+		{name: "world-readable", edit: set(keyVol+"secret.defaultMode", 0o444), want: "defaultMode is 0444"},
+		{name: "writable file", edit: set(keyVol+"secret.defaultMode", 0o640), want: "defaultMode is 0640"},
+		{name: "0400 is fine", edit: set(keyVol+"secret.defaultMode", 0o400)},
+		{name: "no Secret named", edit: set(keyVol+"secret.secretName", ""), want: `secretName is ""`},
+		{name: "mount of no volume", edit: set(keyMount+"name", "gone"), want: `handle key mount "gone" names no volume`},
+		{name: "not nasd: not ours", edit: edits(
+			set("metadata.labels.[app.kubernetes.io/name]", "other"), set("spec.template.metadata.labels.[app.kubernetes.io/name]", "other"),
+			set(keyFlag, "--verbose"))},
+		{name: "unknown args at preview", edit: set(nasdCtr+"args", unknown), wantUnknown: "containers[0].args"},
+		{name: "unknown volumes at preview", edit: set(podSpec+"volumes", unknown), wantUnknown: "spec.template.spec.volumes"},
+	})
+}

@@ -32,6 +32,8 @@ type registered struct {
 	Protect             bool
 	RetainOnDelete      bool
 	DeleteBeforeReplace bool
+	IgnoreChanges       []string
+	Dependencies        []string // URNs of pulumi.DependsOn
 }
 
 // recorder is a pulumi mock monitor that keeps every registration.
@@ -48,6 +50,8 @@ func (r *recorder) NewResource(args pulumi.MockResourceArgs) (string, resource.P
 		reg.Protect = rpc.GetProtect()
 		reg.RetainOnDelete = rpc.GetRetainOnDelete()
 		reg.DeleteBeforeReplace = rpc.GetDeleteBeforeReplace()
+		reg.IgnoreChanges = rpc.GetIgnoreChanges()
+		reg.Dependencies = rpc.GetDependencies()
 	}
 	r.resources = append(r.resources, reg)
 	// Outputs = inputs: what the provider would return for a create.
@@ -182,6 +186,7 @@ const (
 	typeService    = "kubernetes:core/v1:Service"
 	typeDeployment = "kubernetes:apps/v1:Deployment"
 	typeNamespace  = "kubernetes:core/v1:Namespace"
+	typeSecret     = "kubernetes:core/v1:Secret"
 	typeNasServer  = components.NasServerType
 )
 

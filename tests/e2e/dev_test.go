@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"os/exec"
@@ -53,8 +54,9 @@ func TestDevStackLifecycle(t *testing.T) {
 		}
 	})
 
-	var deploys, svcs, pvs, pvcs k8sList
+	var deploys, svcs, pvs, pvcs, secrets k8sList
 	kubectlJSON(t, &deploys, "get", "deployments", "-n", "nas-system")
+	kubectlJSON(t, &secrets, "get", "secrets", "-n", "nas-system", "-l", "app.kubernetes.io/part-of=nas-topology")
 	kubectlJSON(t, &svcs, "get", "services", "-n", "nas-system")
 	kubectlJSON(t, &pvs, "get", "pv", "-l", "app.kubernetes.io/part-of=nas-topology")
 	kubectlJSON(t, &pvcs, "get", "pvc", "-n", "nas-apps")
@@ -72,6 +74,21 @@ func TestDevStackLifecycle(t *testing.T) {
 			}
 		}
 		assert.True(t, available, "Deployment %s is not Available", name)
+	}
+
+	// One handle key Secret per server, 32 bytes; the second up below must
+	// leave them alone although every run of the program draws a new key.
+	require.Len(t, secrets.Items, len(servers))
+	keys := map[string]string{}
+	for _, s := range secrets.Items {
+		name := field(s, "metadata", "name").(string)
+		key, err := base64.StdEncoding.DecodeString(field(s, "data", "handle.key").(string))
+		require.NoError(t, err, name)
+		assert.Len(t, key, 32, name)
+		keys[name] = string(key)
+	}
+	for _, srv := range servers {
+		assert.Contains(t, keys, srv+"-handle-key")
 	}
 
 	require.Len(t, svcs.Items, 7)
@@ -119,8 +136,15 @@ func TestDevStackLifecycle(t *testing.T) {
 	// change that PV, and so does a preview of production.
 	sharedChangeIsPlannedByBothStacks(t, p)
 
-	// Idempotent: a second up finds nothing to do.
+	// Idempotent: a second up finds nothing to do, and keeps the handle keys.
 	p.pulumi("up", "--stack", "dev", "--yes", "--skip-preview", "--expect-no-changes")
+	var after k8sList
+	kubectlJSON(t, &after, "get", "secrets", "-n", "nas-system", "-l", "app.kubernetes.io/part-of=nas-topology")
+	for _, s := range after.Items {
+		name := field(s, "metadata", "name").(string)
+		key, _ := base64.StdEncoding.DecodeString(field(s, "data", "handle.key").(string))
+		assert.Equal(t, keys[name], string(key), "%s: the handle key must never be rotated by an up", name)
+	}
 
 	p.pulumi("destroy", "--stack", "dev", "--yes", "--skip-preview")
 	waitGone(t, "pv", "-l", "app.kubernetes.io/part-of=nas-topology")
