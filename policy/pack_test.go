@@ -146,7 +146,7 @@ func TestInvalidSharedConfigFails(t *testing.T) {
 	_, err = loadExpected(dir)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "the shared config in "+filepath.Join(dir, "Pulumi.yaml")+" is invalid (1 problem(s))")
-	assert.Contains(t, err.Error(), "nas-topology:servers[1].fsid: duplicate fsid 1 (also servers[0])")
+	assert.Regexp(t, `nas-topology:servers\[[a-z0-9-]+\]\.fsid: duplicate fsid 1 \(also servers\[[a-z0-9-]+\]\)`, err.Error(), "servers are named by name")
 }
 
 // The pack's expectation is the program's own rendering of the same file.

@@ -1,11 +1,11 @@
 package spec
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 )
 
 // Getter returns the raw config value of a key (without namespace) as Pulumi
@@ -14,65 +14,82 @@ type Getter func(key string) (value string, ok bool)
 
 // FieldError is a config problem, tied to the field that causes it.
 type FieldError struct {
-	Field string // e.g. "servers[2].fsid", "cluster.servers.nas-input-1.nodePort"
+	Field string // e.g. "servers[nas-input-3].fsid", "cluster.servers.nas-input-1.nodePort"
 	Msg   string
 }
 
 func (e *FieldError) Error() string { return Namespace + ":" + e.Field + ": " + e.Msg }
 
 // errs collects field errors so one preview reports every problem at once.
-type errs []error
-
-func (e *errs) add(field, format string, args ...any) {
-	*e = append(*e, &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)})
+type errs struct {
+	list []error
+	// failed are the fields that could not be decoded (or whose key was
+	// misspelt): validation does not report them, or anything inside them, again.
+	failed []string
 }
 
-func (e errs) err() error {
-	if len(e) == 0 {
+// add records a problem of a field, unless the field failed to decode.
+func (e *errs) add(field, format string, args ...any) {
+	for _, f := range e.failed {
+		if field == f || strings.HasPrefix(field, f+".") || strings.HasPrefix(field, f+"[") {
+			return
+		}
+	}
+	e.list = append(e.list, &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)})
+}
+
+// bad records a problem that leaves the field without a value.
+func (e *errs) bad(field, format string, args ...any) {
+	e.add(field, format, args...)
+	e.failed = append(e.failed, field)
+}
+
+func (e *errs) err() error {
+	if len(e.list) == 0 {
 		return nil
 	}
-	return fmt.Errorf("invalid configuration (%d problem(s)):\n%w", len(e), errors.Join(e...))
+	return fmt.Errorf("invalid configuration (%d problem(s)):\n%w", len(e.list), errors.Join(e.list...))
 }
 
 // Load parses and validates the config of one stack. Nothing is registered
-// before this returns without error.
+// before this returns without error. Every problem is reported, decoding ones
+// included: a value that does not decode leaves its field empty, and the
+// other fields are still checked.
 func Load(get Getter) (*Config, error) {
-	var e errs
+	e := &errs{}
 	c := &Config{}
 
 	c.NasNamespace = str(get, KeyNasNamespace)
 	c.StorageClassName = str(get, KeyStorageClassName)
 	c.ReclaimPolicy = str(get, KeyReclaimPolicy)
-	decodeJSON(get, KeyMountOptions, &c.MountOptions, &e)
-	decodeJSON(get, KeyLabels, &c.Labels, &e)
-	c.Servers = decodeServers(get, &e)
+	decodeKey(get, KeyMountOptions, &c.MountOptions, e)
+	decodeKey(get, KeyLabels, &c.Labels, e)
+	c.Servers = decodeServers(get, e)
 
 	c.Target = Target(str(get, KeyTarget))
 	c.KubeContext = str(get, KeyKubeContext)
 	if raw, ok := get(KeyManageNamespaces); ok {
 		b, err := strconv.ParseBool(raw)
 		if err != nil {
-			e.add(KeyManageNamespaces, "must be true or false, got %q", raw)
+			e.bad(KeyManageNamespaces, "must be true or false, got %q", raw)
 		}
 		c.ManageNamespaces = b
 	}
 	switch c.Target {
 	case TargetCluster:
 		c.Cluster = &Cluster{}
-		if !decodeJSON(get, KeyCluster, c.Cluster, &e) {
-			e.add(KeyCluster, "is required when target is %q", TargetCluster)
+		if !decodeKey(get, KeyCluster, c.Cluster, e) {
+			e.bad(KeyCluster, "is required when target is %q", TargetCluster)
 		}
 		c.Cluster.applyDefaults()
 	case TargetExternal:
 		c.External = &External{}
-		if !decodeJSON(get, KeyExternal, c.External, &e) {
-			e.add(KeyExternal, "is required when target is %q", TargetExternal)
+		if !decodeKey(get, KeyExternal, c.External, e) {
+			e.bad(KeyExternal, "is required when target is %q", TargetExternal)
 		}
 	}
 
-	if len(e) == 0 {
-		validate(c, &e)
-	}
+	validate(c, e)
 	return c, e.err()
 }
 
@@ -81,55 +98,58 @@ func str(get Getter, key string) string {
 	return v
 }
 
-// decodeJSON decodes key into out, refusing unknown fields so that a typo
-// (fsId for fsid) is an error rather than a silently missing value. It reports
-// whether the key was set.
-func decodeJSON(get Getter, key string, out any, e *errs) bool {
+// decodeKey decodes a key's JSON value into out with exact field names (see
+// decodeStrict). It reports whether the key was set.
+func decodeKey(get Getter, key string, out any, e *errs) bool {
 	raw, ok := get(key)
 	if !ok || raw == "" {
 		return false
 	}
-	if err := strictUnmarshal([]byte(raw), out); err != nil {
-		e.add(key, "%v", err)
-	}
+	decodeStrict([]byte(raw), out, key, e)
 	return true
 }
 
-func strictUnmarshal(raw []byte, out any) error {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(out); err != nil {
-		return errors.New(cleanJSONError(err))
-	}
-	return nil
-}
-
-// decodeServers decodes server by server, so an error names servers[i].
+// decodeServers decodes server by server, each named by its name in messages
+// (servers[nas-input-1].fsid), so that the message still points at the right
+// server after servers are added or reordered.
 func decodeServers(get Getter, e *errs) []Server {
-	var raws []json.RawMessage
-	if !decodeJSON(get, KeyServers, &raws, e) {
+	raw, ok := get(KeyServers)
+	if !ok || raw == "" {
 		return nil
 	}
-	servers := make([]Server, len(raws))
-	for i, raw := range raws {
-		if err := strictUnmarshal(raw, &servers[i]); err != nil {
-			e.add(fmt.Sprintf("%s[%d]", KeyServers, i), "%v", err)
-		}
+	var items []json.RawMessage
+	if err := json.Unmarshal([]byte(raw), &items); err != nil {
+		e.bad(KeyServers, "must be a list of servers, got %s", describeJSON([]byte(raw)))
+		return nil
+	}
+	names := make([]string, len(items))
+	for i, item := range items {
+		names[i] = stringMember(item, "name")
+	}
+	labels := serverFields(names)
+	servers := make([]Server, len(items))
+	for i, item := range items {
+		decodeStrict(item, &servers[i], labels[i], e)
 	}
 	return servers
 }
 
-// cleanJSONError drops the Go type names encoding/json puts in its messages;
-// the field name stays.
-func cleanJSONError(err error) string {
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
-		if te.Field != "" {
-			return fmt.Sprintf("field %s: a %s is not allowed here (want %s)", te.Field, te.Value, te.Type.Kind())
-		}
-		return fmt.Sprintf("a %s is not allowed here (want %s)", te.Value, te.Type.Kind())
+// serverFields are the field paths of servers in messages: servers[<name>]
+// for a server with a valid name of its own, else servers[<position>].
+func serverFields(names []string) []string {
+	count := map[string]int{}
+	for _, n := range names {
+		count[n]++
 	}
-	return err.Error()
+	out := make([]string, len(names))
+	for i, n := range names {
+		if dnsLabel.MatchString(n) && count[n] == 1 {
+			out[i] = fmt.Sprintf("%s[%s]", KeyServers, n)
+		} else {
+			out[i] = fmt.Sprintf("%s[%d]", KeyServers, i)
+		}
+	}
+	return out
 }
 
 func (c *Cluster) applyDefaults() {

@@ -83,7 +83,7 @@ func MergedConfig(dir, stack string) (map[string]string, error) {
 // from Pulumi.yaml: a stack file (or `pulumi config set`) has overridden it,
 // which would make that stack's volumes differ from production's.
 func CheckSharedNotOverridden(project map[string]string, get Getter) error {
-	var e errs
+	e := &errs{}
 	for _, k := range SharedKeys {
 		want, inProject := project[k]
 		got, set := get(k)

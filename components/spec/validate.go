@@ -66,18 +66,23 @@ func validateShared(s *Shared, e *errs) {
 		e.add(KeyServers, "is empty: at least one server is needed")
 	}
 
-	names := map[string]int{}
+	names := make([]string, len(s.Servers))
+	for i, srv := range s.Servers {
+		names[i] = srv.Name
+	}
+	label := serverFields(names) // servers[<name>], or servers[<i>] when the name does not say which
+	seen := map[string]int{}
 	fsids := map[int]int{}
 	volumes := map[string]int{}
 	claims := map[Claim]int{}
 	for i, srv := range s.Servers {
-		f := func(field string) string { return fmt.Sprintf("%s[%d].%s", KeyServers, i, field) }
+		f := func(field string) string { return label[i] + "." + field }
 		if !dnsLabel.MatchString(srv.Name) {
 			e.add(f("name"), "%q is not a valid server name (DNS-1123 label: lower case letters, digits, '-')", srv.Name)
-		} else if j, dup := names[srv.Name]; dup {
-			e.add(f("name"), "duplicate server name %q (also servers[%d])", srv.Name, j)
+		} else if j, dup := seen[srv.Name]; dup {
+			e.add(f("name"), "duplicate server name %q (also %s)", srv.Name, label[j])
 		} else {
-			names[srv.Name] = i
+			seen[srv.Name] = i
 		}
 		if !slices.Contains(Roles, srv.Role) {
 			e.add(f("role"), "unknown role %q: want one of %v", srv.Role, Roles)
@@ -89,7 +94,7 @@ func validateShared(s *Shared, e *errs) {
 			e.add(f("fsid"), "must be a positive integer, got %d", *srv.FSID)
 		default:
 			if j, dup := fsids[*srv.FSID]; dup {
-				e.add(f("fsid"), "duplicate fsid %d (also servers[%d])", *srv.FSID, j)
+				e.add(f("fsid"), "duplicate fsid %d (also %s)", *srv.FSID, label[j])
 			} else {
 				fsids[*srv.FSID] = i
 			}
@@ -97,8 +102,11 @@ func validateShared(s *Shared, e *errs) {
 		if !path.IsAbs(srv.ExportPath) || path.Clean(srv.ExportPath) != srv.ExportPath || srv.ExportPath == "/" {
 			e.add(f("exportPath"), "%q must be a clean absolute path below / (e.g. /exports/input-1)", srv.ExportPath)
 		}
-		if !quantity.MatchString(srv.Capacity) {
+		switch {
+		case !quantity.MatchString(srv.Capacity):
 			e.add(f("capacity"), "%q is not a Kubernetes quantity (e.g. 500Gi, 2Ti)", srv.Capacity)
+		case zeroQuantity(srv.Capacity):
+			e.add(f("capacity"), "%q is zero: a volume needs a positive capacity (e.g. 500Gi)", srv.Capacity)
 		}
 		if len(srv.AccessModes) == 0 {
 			e.add(f("accessModes"), "is empty: want some of %v", accessModes)
@@ -116,7 +124,7 @@ func validateShared(s *Shared, e *errs) {
 		if !dnsSubdomain.MatchString(srv.VolumeName) {
 			e.add(f("volumeName"), "%q is not a valid PersistentVolume name", srv.VolumeName)
 		} else if j, dup := volumes[srv.VolumeName]; dup {
-			e.add(f("volumeName"), "duplicate PersistentVolume name %q (also servers[%d])", srv.VolumeName, j)
+			e.add(f("volumeName"), "duplicate PersistentVolume name %q (also %s)", srv.VolumeName, label[j])
 		} else {
 			volumes[srv.VolumeName] = i
 		}
@@ -126,7 +134,7 @@ func validateShared(s *Shared, e *errs) {
 		if !dnsSubdomain.MatchString(srv.Claim.Name) {
 			e.add(f("claim.name"), "%q is not a valid PersistentVolumeClaim name", srv.Claim.Name)
 		} else if j, dup := claims[srv.Claim]; dup {
-			e.add(f("claim"), "duplicate claim %s/%s (also servers[%d])", srv.Claim.Namespace, srv.Claim.Name, j)
+			e.add(f("claim"), "duplicate claim %s/%s (also %s)", srv.Claim.Namespace, srv.Claim.Name, label[j])
 		} else {
 			claims[srv.Claim] = i
 		}
@@ -194,8 +202,8 @@ func validateCluster(c *Cluster, servers []Server, e *errs) {
 			e.add(f("clusterIP"), "%q is not a valid IP address", cs.ClusterIP)
 		case cidr.IsValid() && !cidr.Contains(ip):
 			e.add(f("clusterIP"), "%s is outside the service CIDR %s", ip, cidr)
-		case ip == cidr.Masked().Addr():
-			e.add(f("clusterIP"), "%s is the network address of %s", ip, cidr)
+		case reservedClusterIP(cidr, ip) != "":
+			e.add(f("clusterIP"), "%s is %s", ip, reservedClusterIP(cidr, ip))
 		default:
 			if other, dup := ips[ip]; dup {
 				e.add(f("clusterIP"), "duplicate clusterIP %s (also %s)", ip, other)
@@ -217,6 +225,45 @@ func validateCluster(c *Cluster, servers []Server, e *errs) {
 		}
 	}
 	unknownServers(key+".servers", sortedKeys(c.Servers), servers, e)
+}
+
+// reservedClusterIP says why ip may not be a server's fixed clusterIP in
+// cidr, or "" if it may: the network address (and for IPv4 the broadcast
+// address) is never allocated, the first address is the kubernetes Service
+// (the API server), the tenth the cluster DNS Service (kubeadm's and
+// minikube's kube-dns, 10.96.0.10 in the default range).
+func reservedClusterIP(cidr netip.Prefix, ip netip.Addr) string {
+	network := cidr.Masked().Addr()
+	nth := func(n int) netip.Addr {
+		a := network
+		for range n {
+			a = a.Next()
+		}
+		return a
+	}
+	switch ip {
+	case network:
+		return "the network address of " + cidr.String()
+	case nth(1):
+		return "the first address of " + cidr.String() + ": the kubernetes Service (the API server) has it"
+	case nth(10):
+		return "the tenth address of " + cidr.String() + ": the cluster DNS Service (kube-dns) has it"
+	}
+	if ip.Is4() && cidr.Bits() < 31 {
+		b := network.As4()
+		host := uint32(1)<<(32-cidr.Bits()) - 1
+		v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3]) | host
+		if ip == netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}) {
+			return "the broadcast address of " + cidr.String()
+		}
+	}
+	return ""
+}
+
+// zeroQuantity reports whether a valid quantity is zero (0, 0Gi, 0.0Ti, 0e3).
+func zeroQuantity(q string) bool {
+	m := quantity.FindStringSubmatch(q)
+	return m != nil && strings.Trim(m[1], "0.") == ""
 }
 
 func validateExternal(x *External, servers []Server, e *errs) {

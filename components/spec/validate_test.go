@@ -2,18 +2,22 @@ package spec
 
 import (
 	"encoding/json"
+	"net/netip"
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/nas-topology/nas-topology/tests/testenv"
 )
 
-const projectDir = "../.."
+func TestMain(m *testing.M) { testenv.Main(m) }
 
-// stackConfig is the real merged config of a stack, as the engine passes it.
+// stackConfig is the committed merged config of a stack, as the engine passes it.
 func stackConfig(t *testing.T, stack string) map[string]string {
 	t.Helper()
-	cfg, err := MergedConfig(projectDir, stack)
+	cfg, err := MergedConfig(testenv.ProjectDir(t), stack)
 	require.NoError(t, err)
 	return cfg
 }
@@ -38,139 +42,166 @@ type (
 	objs = []map[string]any
 )
 
-func servers(f func(s objs)) func(*objs) { return func(s *objs) { f(*s) } }
+// committed are the servers of the committed Pulumi.yaml, in order.
+func committed(t *testing.T) []Server {
+	t.Helper()
+	cfg, err := Load(getter(stackConfig(t, "dev")))
+	require.NoError(t, err)
+	return cfg.Servers
+}
+
+// ofRole is the first committed server of a role.
+func ofRole(t *testing.T, role Role) string {
+	t.Helper()
+	for _, s := range committed(t) {
+		if s.Role == role {
+			return s.Name
+		}
+	}
+	t.Fatalf("no %s server in Pulumi.yaml", role)
+	return ""
+}
+
+// server edits the server of that name in the servers list.
+func server(name string, f func(s obj)) func(*objs) {
+	return func(all *objs) {
+		for _, s := range *all {
+			if s["name"] == name {
+				f(s)
+				return
+			}
+		}
+		panic("no server " + name)
+	}
+}
 
 func clusterServer(name string, f func(s obj)) func(*obj) {
 	return func(c *obj) { f((*c)["servers"].(obj)[name].(obj)) }
 }
 
-func TestRealStacksAreValid(t *testing.T) {
+func TestCommittedStacksAreValid(t *testing.T) {
 	for _, stack := range []string{"dev", "ocp"} {
 		t.Run(stack, func(t *testing.T) {
-			cfg, err := Load(getter(stackConfig(t, stack)))
+			_, err := Load(getter(stackConfig(t, stack)))
 			require.NoError(t, err)
-			require.Len(t, cfg.Servers, 7)
 		})
 	}
 }
 
-// Each rule: a real stack config with one change must fail naming the field.
+// Each rule: a committed stack config with one change must fail naming the
+// field (servers by name). The servers picked are named by role or are the
+// first two of Pulumi.yaml; nothing depends on how many there are.
 func TestValidationNamesTheField(t *testing.T) {
+	all := committed(t)
+	require.GreaterOrEqual(t, len(all), 2)
+	a, b := all[0].Name, all[1].Name // any two servers
+	in, bk, out := ofRole(t, RoleInput), ofRole(t, RoleBackup), ofRole(t, RoleOutput)
+	srvs := func(name string, f func(s obj)) func(t *testing.T, c map[string]string) {
+		return func(t *testing.T, c map[string]string) { edit(t, c, KeyServers, server(name, f)) }
+	}
+	placement := func(name string, f func(s obj)) func(t *testing.T, c map[string]string) {
+		return func(t *testing.T, c map[string]string) { edit(t, c, KeyCluster, clusterServer(name, f)) }
+	}
+	var cluster Cluster
+	require.NoError(t, json.Unmarshal([]byte(stackConfig(t, "dev")[KeyCluster]), &cluster))
+	cidr := netip.MustParsePrefix(cluster.ServiceCIDR)
+	nth := func(n int) string {
+		ip := cidr.Masked().Addr()
+		for range n {
+			ip = ip.Next()
+		}
+		return ip.String()
+	}
+	sf := func(name, field string) string { return "servers[" + name + "]." + field }
+
 	cases := []struct {
 		name  string
 		stack string
 		edit  func(t *testing.T, cfg map[string]string)
 		field string // FieldError.Field expected in the message
+		msg   string // and this in its message, if set
 	}{
-		{"unknown role", "dev", func(t *testing.T, c map[string]string) {
-			edit(t, c, KeyServers, servers(func(s objs) { s[0]["role"] = "archive" }))
-		}, "servers[0].role"},
-		{"duplicate server name", "dev", func(t *testing.T, c map[string]string) {
-			edit(t, c, KeyServers, servers(func(s objs) { s[1]["name"] = s[0]["name"] }))
-		}, "servers[1].name"},
-		{"duplicate fsid", "ocp", func(t *testing.T, c map[string]string) {
-			edit(t, c, KeyServers, servers(func(s objs) { s[5]["fsid"] = 2 }))
-		}, "servers[5].fsid"},
-		{"fsid missing", "dev", func(t *testing.T, c map[string]string) {
-			edit(t, c, KeyServers, servers(func(s objs) { delete(s[2], "fsid") }))
-		}, "servers[2].fsid"},
-		{"fsid not positive", "dev", func(t *testing.T, c map[string]string) {
-			edit(t, c, KeyServers, servers(func(s objs) { s[2]["fsid"] = 0 }))
-		}, "servers[2].fsid"},
-		{"fsid of the wrong type", "dev", func(t *testing.T, c map[string]string) {
-			edit(t, c, KeyServers, servers(func(s objs) { s[2]["fsid"] = "three" }))
-		}, "servers[2]"},
-		{"misspelt field", "dev", func(t *testing.T, c map[string]string) {
-			edit(t, c, KeyServers, servers(func(s objs) { s[4]["exportPth"] = "/x" }))
-		}, "servers[4]"},
-		{"capacity not a quantity", "dev", func(t *testing.T, c map[string]string) {
-			edit(t, c, KeyServers, servers(func(s objs) { s[0]["capacity"] = "500 GB" }))
-		}, "servers[0].capacity"},
-		{"negative capacity", "ocp", func(t *testing.T, c map[string]string) {
-			edit(t, c, KeyServers, servers(func(s objs) { s[6]["capacity"] = "-1Ti" }))
-		}, "servers[6].capacity"},
-		{"nodePort below range", "dev", func(t *testing.T, c map[string]string) {
-			edit(t, c, KeyCluster, clusterServer("nas-input-1", func(s obj) { s["nodePort"] = 2049 }))
-		}, "cluster.servers.nas-input-1.nodePort"},
-		{"nodePort above range", "dev", func(t *testing.T, c map[string]string) {
-			edit(t, c, KeyCluster, clusterServer("nas-output-3", func(s obj) { s["nodePort"] = 32768 }))
-		}, "cluster.servers.nas-output-3.nodePort"},
-		{"nodePort duplicated", "dev", func(t *testing.T, c map[string]string) {
-			edit(t, c, KeyCluster, clusterServer("nas-input-2", func(s obj) { s["nodePort"] = 32150 }))
-		}, "cluster.servers.nas-input-2.nodePort"},
-		{"portmapper nodePort clashes with a nodePort", "dev", func(t *testing.T, c map[string]string) {
-			edit(t, c, KeyCluster, clusterServer("nas-output-1", func(s obj) { s["portmapperNodePort"] = 32150 }))
-		}, "cluster.servers.nas-output-1.portmapperNodePort"},
-		{"clusterIP not an IP", "dev", func(t *testing.T, c map[string]string) {
-			edit(t, c, KeyCluster, clusterServer("nas-backup-1", func(s obj) { s["clusterIP"] = "10.96.150.300" }))
-		}, "cluster.servers.nas-backup-1.clusterIP"},
-		{"clusterIP duplicated", "dev", func(t *testing.T, c map[string]string) {
-			edit(t, c, KeyCluster, clusterServer("nas-input-3", func(s obj) { s["clusterIP"] = "10.96.150.1" }))
-		}, "cluster.servers.nas-input-3.clusterIP"},
-		{"clusterIP outside the service CIDR", "dev", func(t *testing.T, c map[string]string) {
-			edit(t, c, KeyCluster, clusterServer("nas-input-3", func(s obj) { s["clusterIP"] = "192.168.49.2" }))
-		}, "cluster.servers.nas-input-3.clusterIP"},
+		{"unknown role", "dev", srvs(a, func(s obj) { s["role"] = "archive" }), sf(a, "role"), ""},
+		{"duplicate server name: both by position", "dev", srvs(b, func(s obj) { s["name"] = a }), "servers[1].name", `duplicate server name "` + a + `" (also servers[0])`},
+		{"duplicate fsid", "ocp", srvs(b, func(s obj) { s["fsid"] = all[0].FSID }), sf(b, "fsid"), "(also servers[" + a + "])"},
+		{"fsid missing", "dev", srvs(a, func(s obj) { delete(s, "fsid") }), sf(a, "fsid"), "is missing"},
+		{"fsid not positive", "dev", srvs(a, func(s obj) { s["fsid"] = 0 }), sf(a, "fsid"), "positive"},
+		{"fsid of the wrong type", "dev", srvs(a, func(s obj) { s["fsid"] = "three" }), sf(a, "fsid"), `must be an integer, got the string "three"`},
+		{"misspelt key", "dev", srvs(out, func(s obj) { s["exportPth"] = "/x" }), sf(out, "exportPth"), `unknown key "exportPth": did you mean "exportPath"?`},
+		{"wrong-case key fsId", "dev", srvs(a, func(s obj) { s["fsId"] = s["fsid"]; delete(s, "fsid") }), sf(a, "fsId"), `keys are case-sensitive, did you mean "fsid"?`},
+		{"wrong-case key FSID", "ocp", srvs(a, func(s obj) { s["FSID"] = 9 }), sf(a, "FSID"), `did you mean "fsid"?`},
+		{"wrong-case key in a claim", "dev", srvs(a, func(s obj) { s["claim"] = obj{"Namespace": "nas-apps", "name": a} }), sf(a, "claim.Namespace"), `did you mean "namespace"?`},
+		{"wrong-case nodeport", "dev", placement(a, func(s obj) { s["nodeport"] = s["nodePort"]; delete(s, "nodePort") }), "cluster.servers." + a + ".nodeport", `did you mean "nodePort"?`},
+		{"wrong-case cluster key", "dev", func(t *testing.T, c map[string]string) {
+			edit(t, c, KeyCluster, func(o *obj) { (*o)["WindowsRoot"] = "/mnt/x" })
+		}, "cluster.WindowsRoot", `did you mean "windowsRoot"?`},
+		{"unknown external key", "ocp", func(t *testing.T, c map[string]string) {
+			edit(t, c, KeyExternal, func(o *obj) { (*o)["protected"] = false })
+		}, "external.protected", `did you mean "protect"?`},
+		{"key nothing like a field", "dev", srvs(a, func(s obj) { s["zzzzzz"] = 1 }), sf(a, "zzzzzz"), "want one of accessModes, capacity, claim,"},
+		{"capacity not a quantity", "dev", srvs(a, func(s obj) { s["capacity"] = "500 GB" }), sf(a, "capacity"), ""},
+		{"negative capacity", "ocp", srvs(b, func(s obj) { s["capacity"] = "-1Ti" }), sf(b, "capacity"), ""},
+		{"zero capacity", "ocp", srvs(b, func(s obj) { s["capacity"] = "0" }), sf(b, "capacity"), "is zero"},
+		{"zero capacity with a suffix", "dev", srvs(a, func(s obj) { s["capacity"] = "0.0Gi" }), sf(a, "capacity"), "is zero"},
+		{"capacity of the wrong type", "dev", srvs(a, func(s obj) { s["capacity"] = 500 }), sf(a, "capacity"), "must be a string, got the number 500"},
+		{"nodePort below range", "dev", placement(a, func(s obj) { s["nodePort"] = 2049 }), "cluster.servers." + a + ".nodePort", ""},
+		{"nodePort above range", "dev", placement(b, func(s obj) { s["nodePort"] = 32768 }), "cluster.servers." + b + ".nodePort", ""},
+		{"nodePort duplicated", "dev", placement(b, func(s obj) { s["nodePort"] = cluster.Servers[a].NodePort }), "cluster.servers." + b + ".nodePort", ""},
+		{"portmapper nodePort clashes with a nodePort", "dev", placement(b, func(s obj) { s["portmapperNodePort"] = cluster.Servers[a].NodePort }), "cluster.servers." + b + ".portmapperNodePort", ""},
+		{"clusterIP not an IP", "dev", placement(a, func(s obj) { s["clusterIP"] = "10.96.150.300" }), "cluster.servers." + a + ".clusterIP", ""},
+		{"clusterIP duplicated", "dev", placement(b, func(s obj) { s["clusterIP"] = cluster.Servers[a].ClusterIP }), "cluster.servers." + b + ".clusterIP", ""},
+		{"clusterIP outside the service CIDR", "dev", placement(a, func(s obj) { s["clusterIP"] = "192.168.49.2" }), "cluster.servers." + a + ".clusterIP", ""},
+		{"clusterIP is the network address", "dev", placement(a, func(s obj) { s["clusterIP"] = nth(0) }), "cluster.servers." + a + ".clusterIP", "network address"},
+		{"clusterIP of the kubernetes Service", "dev", placement(a, func(s obj) { s["clusterIP"] = nth(1) }), "cluster.servers." + a + ".clusterIP", "the kubernetes Service"},
+		{"clusterIP of the DNS Service", "dev", placement(a, func(s obj) { s["clusterIP"] = nth(10) }), "cluster.servers." + a + ".clusterIP", "the cluster DNS Service"},
 		{"server without cluster placement", "dev", func(t *testing.T, c map[string]string) {
-			edit(t, c, KeyCluster, func(o *obj) { delete((*o)["servers"].(obj), "nas-output-2") })
-		}, "cluster.servers.nas-output-2"},
+			edit(t, c, KeyCluster, func(o *obj) { delete((*o)["servers"].(obj), b) })
+		}, "cluster.servers." + b, ""},
 		{"cluster placement of an unknown server", "dev", func(t *testing.T, c map[string]string) {
 			edit(t, c, KeyCluster, func(o *obj) {
-				(*o)["servers"].(obj)["nas-input-9"] = obj{"clusterIP": "10.96.150.9", "nodePort": 32159, "portmapperNodePort": 32169}
+				(*o)["servers"].(obj)["nas-nowhere-9"] = obj{"clusterIP": nth(200), "nodePort": 30001, "portmapperNodePort": 30002}
 			})
-		}, "cluster.servers.nas-input-9"},
+		}, "cluster.servers.nas-nowhere-9", ""},
 		{"external target without an address", "ocp", func(t *testing.T, c map[string]string) {
-			edit(t, c, KeyExternal, func(o *obj) { delete((*o)["addresses"].(obj), "nas-output-3") })
-		}, "external.addresses.nas-output-3"},
+			edit(t, c, KeyExternal, func(o *obj) { delete((*o)["addresses"].(obj), b) })
+		}, "external.addresses." + b, ""},
 		{"address is a Service DNS name (.svc)", "ocp", func(t *testing.T, c map[string]string) {
-			edit(t, c, KeyExternal, func(o *obj) { (*o)["addresses"].(obj)["nas-input-1"] = "nas-input-1.nas-system.svc" })
-		}, "external.addresses.nas-input-1"},
+			edit(t, c, KeyExternal, func(o *obj) { (*o)["addresses"].(obj)[a] = a + ".nas-system.svc" })
+		}, "external.addresses." + a, ""},
 		{"address is a Service DNS name (.svc.cluster.local)", "ocp", func(t *testing.T, c map[string]string) {
-			edit(t, c, KeyExternal, func(o *obj) {
-				(*o)["addresses"].(obj)["nas-backup-1"] = "nas-backup-1.nas-system.svc.cluster.local"
-			})
-		}, "external.addresses.nas-backup-1"},
+			edit(t, c, KeyExternal, func(o *obj) { (*o)["addresses"].(obj)[bk] = bk + ".nas-system.svc.cluster.local" })
+		}, "external.addresses." + bk, ""},
 		{"address is not a host", "ocp", func(t *testing.T, c map[string]string) {
-			edit(t, c, KeyExternal, func(o *obj) { (*o)["addresses"].(obj)["nas-input-2"] = "nas input 2" })
-		}, "external.addresses.nas-input-2"},
-		{"empty mount options", "dev", func(t *testing.T, c map[string]string) { c[KeyMountOptions] = "[]" }, "mountOptions"},
+			edit(t, c, KeyExternal, func(o *obj) { (*o)["addresses"].(obj)[b] = "nas input 2" })
+		}, "external.addresses." + b, ""},
+		{"empty mount options", "dev", func(t *testing.T, c map[string]string) { c[KeyMountOptions] = "[]" }, "mountOptions", ""},
 		{"mount options in one item", "ocp", func(t *testing.T, c map[string]string) {
 			c[KeyMountOptions] = `["nfsvers=3,hard"]`
-		}, "mountOptions[0]"},
-		{"backup server not read-only", "dev", func(t *testing.T, c map[string]string) {
-			edit(t, c, KeyServers, servers(func(s objs) { s[3]["readOnly"] = false }))
-		}, "servers[3].readOnly"},
-		{"read-write access mode on a read-only export", "ocp", func(t *testing.T, c map[string]string) {
-			edit(t, c, KeyServers, servers(func(s objs) { s[3]["accessModes"] = []string{"ReadWriteMany"} }))
-		}, "servers[3].accessModes[0]"},
-		{"unknown access mode", "dev", func(t *testing.T, c map[string]string) {
-			edit(t, c, KeyServers, servers(func(s objs) { s[0]["accessModes"] = []string{"ReadWriteAll"} }))
-		}, "servers[0].accessModes[0]"},
-		{"reclaim policy Delete", "dev", func(t *testing.T, c map[string]string) { c[KeyReclaimPolicy] = "Delete" }, "reclaimPolicy"},
-		{"relative export path", "dev", func(t *testing.T, c map[string]string) {
-			edit(t, c, KeyServers, servers(func(s objs) { s[1]["exportPath"] = "exports/input-2" }))
-		}, "servers[1].exportPath"},
-		{"duplicate PV name", "ocp", func(t *testing.T, c map[string]string) {
-			edit(t, c, KeyServers, servers(func(s objs) { s[6]["volumeName"] = s[5]["volumeName"] }))
-		}, "servers[6].volumeName"},
-		{"duplicate claim", "ocp", func(t *testing.T, c map[string]string) {
-			edit(t, c, KeyServers, servers(func(s objs) { s[6]["claim"] = s[5]["claim"] }))
-		}, "servers[6].claim"},
-		{"unknown target", "dev", func(t *testing.T, c map[string]string) { c[KeyTarget] = "minikube" }, "target"},
-		{"missing target", "ocp", func(t *testing.T, c map[string]string) { delete(c, KeyTarget) }, "target"},
-		{"cluster target without cluster settings", "dev", func(t *testing.T, c map[string]string) { delete(c, KeyCluster) }, "cluster"},
+		}, "mountOptions[0]", ""},
+		{"mount options not a list", "dev", func(t *testing.T, c map[string]string) { c[KeyMountOptions] = `"nfsvers=3"` }, "mountOptions", "must be a list"},
+		{"backup server not read-only", "dev", srvs(bk, func(s obj) { s["readOnly"] = false }), sf(bk, "readOnly"), ""},
+		{"read-write access mode on a read-only export", "ocp", srvs(bk, func(s obj) { s["accessModes"] = []string{"ReadWriteMany"} }), sf(bk, "accessModes[0]"), ""},
+		{"unknown access mode", "dev", srvs(in, func(s obj) { s["accessModes"] = []string{"ReadWriteAll"} }), sf(in, "accessModes[0]"), ""},
+		{"reclaim policy Delete", "dev", func(t *testing.T, c map[string]string) { c[KeyReclaimPolicy] = "Delete" }, "reclaimPolicy", ""},
+		{"relative export path", "dev", srvs(b, func(s obj) { s["exportPath"] = "exports/x" }), sf(b, "exportPath"), ""},
+		{"duplicate PV name", "ocp", srvs(b, func(s obj) { s["volumeName"] = all[0].VolumeName }), sf(b, "volumeName"), "(also servers[" + a + "])"},
+		{"duplicate claim", "ocp", srvs(b, func(s obj) { s["claim"] = all[0].Claim }), sf(b, "claim"), ""},
+		{"unknown target", "dev", func(t *testing.T, c map[string]string) { c[KeyTarget] = "minikube" }, "target", ""},
+		{"missing target", "ocp", func(t *testing.T, c map[string]string) { delete(c, KeyTarget) }, "target", ""},
+		{"cluster target without cluster settings", "dev", func(t *testing.T, c map[string]string) { delete(c, KeyCluster) }, "cluster", ""},
 		{"bad label value", "dev", func(t *testing.T, c map[string]string) {
 			c[KeyLabels] = `{"app.kubernetes.io/part-of":"nas topology"}`
-		}, "labels.app.kubernetes.io/part-of"},
+		}, "labels.app.kubernetes.io/part-of", ""},
 		{"unknown image loader", "dev", func(t *testing.T, c map[string]string) {
 			edit(t, c, KeyCluster, func(o *obj) { (*o)["imageLoader"] = "docker" })
-		}, "cluster.imageLoader"},
+		}, "cluster.imageLoader", ""},
 		{"registry loader without a registry", "dev", func(t *testing.T, c map[string]string) {
 			edit(t, c, KeyCluster, func(o *obj) { (*o)["imageLoader"] = "registry" })
-		}, "cluster.imageRegistry"},
+		}, "cluster.imageRegistry", ""},
 		{"prebuilt image with a loader that builds", "dev", func(t *testing.T, c map[string]string) {
 			edit(t, c, KeyCluster, func(o *obj) { (*o)["image"] = "nasd:1.0" })
-		}, "cluster.image"},
-		{"manageNamespaces not a bool", "dev", func(t *testing.T, c map[string]string) { c[KeyManageNamespaces] = "yes" }, "manageNamespaces"},
+		}, "cluster.image", ""},
+		{"manageNamespaces not a bool", "dev", func(t *testing.T, c map[string]string) { c[KeyManageNamespaces] = "yes" }, "manageNamespaces", ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -179,20 +210,66 @@ func TestValidationNamesTheField(t *testing.T) {
 			_, err := Load(getter(cfg))
 			require.Error(t, err)
 			require.Contains(t, err.Error(), Namespace+":"+tc.field+":", "the error must name the field")
+			if tc.msg != "" {
+				require.Contains(t, err.Error(), tc.msg)
+			}
 		})
 	}
 }
 
-func TestValidationReportsEveryProblem(t *testing.T) {
+// encoding/json takes the last of fsid and FsId (case-insensitive match);
+// the strict decoder refuses the second key, so 9 is never used.
+func TestWrongCaseKeyDoesNotOverride(t *testing.T) {
+	a := committed(t)[0].Name
 	cfg := stackConfig(t, "dev")
-	edit(t, cfg, KeyServers, servers(func(s objs) {
-		s[0]["role"] = "archive"
-		s[1]["capacity"] = "lots"
-	}))
+	edit(t, cfg, KeyServers, server(a, func(s obj) { s["fsid"] = 1 }))
+	cfg[KeyServers] = strings.Replace(cfg[KeyServers], `"fsid":1`, `"fsid":1,"FsId":9`, 1)
+	require.Contains(t, cfg[KeyServers], `"FsId":9`)
+	c, err := Load(getter(cfg))
+	require.ErrorContains(t, err, "servers["+a+"].FsId: unknown key")
+	assert.Equal(t, 1, *c.Servers[0].FSID, "the exact key's value stands")
+}
+
+// One Load reports every problem: decoding ones (a value of the wrong type, a
+// misspelt key) together with validation ones, each once.
+func TestValidationReportsEveryProblem(t *testing.T) {
+	all := committed(t)
+	a, b := all[0].Name, all[1].Name
+	cfg := stackConfig(t, "dev")
+	edit(t, cfg, KeyServers, func(s *objs) {
+		server(a, func(s obj) { s["role"] = "archive"; s["fsid"] = "one" })(s)
+		server(b, func(s obj) { s["capacity"] = "lots"; s["exportpath"] = s["exportPath"]; delete(s, "exportPath") })(s)
+	})
+	edit(t, cfg, KeyCluster, clusterServer(a, func(s obj) { s["nodePort"] = "32150" }))
+	cfg[KeyReclaimPolicy] = "Delete"
 	_, err := Load(getter(cfg))
 	require.Error(t, err)
-	require.Contains(t, err.Error(), "servers[0].role")
-	require.Contains(t, err.Error(), "servers[1].capacity")
+	msg := err.Error()
+	for _, want := range []string{
+		"servers[" + a + "].role: unknown role",
+		"servers[" + a + "].fsid: must be an integer",
+		"servers[" + b + "].capacity:",
+		"servers[" + b + "].exportpath: unknown key",
+		"cluster.servers." + a + ".nodePort: must be an integer",
+		"reclaimPolicy: must be Retain",
+	} {
+		assert.Contains(t, msg, want)
+	}
+	assert.Contains(t, msg, "(6 problem(s))", "each problem once: no second 'fsid is missing' or 'exportPath' complaint")
+}
+
+func TestEditDistanceAndSuggestions(t *testing.T) {
+	for _, tc := range []struct {
+		a, b string
+		d    int
+	}{{"", "", 0}, {"fsid", "fsid", 0}, {"exportPth", "exportPath", 1}, {"kitten", "sitting", 3}} {
+		assert.Equal(t, tc.d, editDistance(tc.a, tc.b), "%s/%s", tc.a, tc.b)
+	}
+	hint, meant := suggest("volumename", []string{"volumeName", "name"})
+	assert.Equal(t, "volumeName", meant)
+	assert.Contains(t, hint, "case-sensitive")
+	_, meant = suggest("qqq", []string{"volumeName", "name"})
+	assert.Empty(t, meant)
 }
 
 func TestQuantityGrammar(t *testing.T) {
@@ -205,7 +282,7 @@ func TestQuantityGrammar(t *testing.T) {
 }
 
 func TestSharedKeysCannotBeOverriddenByAStack(t *testing.T) {
-	project, err := ProjectConfig(projectDir)
+	project, err := ProjectConfig(testenv.ProjectDir(t))
 	require.NoError(t, err)
 	for _, stack := range []string{"dev", "ocp"} {
 		require.NoError(t, CheckSharedNotOverridden(project, getter(stackConfig(t, stack))), stack)
@@ -222,4 +299,14 @@ func TestSharedKeysCannotBeOverriddenByAStack(t *testing.T) {
 			require.Contains(t, err.Error(), Namespace+":"+key+":")
 		})
 	}
+}
+
+// A misspelt key next to the right one does not hide the right one's problems.
+func TestMisspeltKeyNextToTheRightOne(t *testing.T) {
+	a := committed(t)[0].Name
+	cfg := stackConfig(t, "dev")
+	edit(t, cfg, KeyServers, server(a, func(s obj) { s["nme"] = "x"; s["name"] = "Not_A_Name" }))
+	_, err := Load(getter(cfg))
+	require.ErrorContains(t, err, `unknown key "nme": did you mean "name"?`)
+	require.ErrorContains(t, err, `"Not_A_Name" is not a valid server name`)
 }
