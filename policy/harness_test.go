@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -14,13 +16,42 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi/policyx"
 	"github.com/stretchr/testify/require"
+	"gopkg.in/yaml.v3"
 
 	"github.com/nas-topology/nas-topology/components"
 	"github.com/nas-topology/nas-topology/components/spec"
+	"github.com/nas-topology/nas-topology/tests/testenv"
 )
 
-// projectRoot holds the real Pulumi.yaml and stack files.
-const projectRoot = ".."
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// projectRoot holds the committed Pulumi.yaml and stack files (a pristine
+// copy: see tests/testenv), not the working copy's.
+func projectRoot(t testing.TB) string { return testenv.ProjectDir(t) }
+
+// committedServers are the server names of Pulumi.yaml, read as plain YAML
+// (not through spec), in order.
+func committedServers(t testing.TB) []string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(projectRoot(t), "Pulumi.yaml"))
+	require.NoError(t, err)
+	var project struct {
+		Config struct {
+			Servers struct {
+				Value []struct {
+					Name string `yaml:"name"`
+				} `yaml:"value"`
+			} `yaml:"servers"`
+		} `yaml:"config"`
+	}
+	require.NoError(t, yaml.Unmarshal(b, &project))
+	var names []string
+	for _, s := range project.Config.Servers.Value {
+		names = append(names, s.Name)
+	}
+	require.NotEmpty(t, names)
+	return names
+}
 
 const typeDeployment = "kubernetes:apps/v1:Deployment"
 
@@ -57,7 +88,8 @@ type programRun struct {
 
 func runProgram(t *testing.T, stack string) programRun {
 	t.Helper()
-	raw, err := spec.MergedConfig(projectRoot, stack)
+	dir := projectRoot(t)
+	raw, err := spec.MergedConfig(dir, stack)
 	require.NoError(t, err)
 	withPrebuiltImage(t, raw)
 	cfg := map[string]string{}
@@ -66,7 +98,7 @@ func runProgram(t *testing.T, stack string) programRun {
 	}
 	rec := &recorder{stack: stack}
 	err = pulumi.RunErr(func(ctx *pulumi.Context) error {
-		_, err := components.Run(ctx, projectRoot)
+		_, err := components.Run(ctx, dir)
 		return err
 	}, pulumi.WithMocks(spec.Namespace, stack, rec), func(info *pulumi.RunInfo) { info.Config = maps.Clone(cfg) })
 	require.NoError(t, err)

@@ -14,7 +14,7 @@ import (
 func testPack(t *testing.T, run programRun) *pack {
 	t.Helper()
 	t.Setenv(EnvProjectDir, "")
-	return newPack(filepath.Join(projectRoot, "policy"), run.stackConfig())
+	return newPack(filepath.Join(projectRoot(t), "policy"), run.stackConfig())
 }
 
 func ruleNamed(t *testing.T, name string) resourceRule {

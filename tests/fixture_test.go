@@ -8,6 +8,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"gopkg.in/yaml.v3"
+
+	"github.com/nas-topology/nas-topology/tests/testenv"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden fixtures from the program")
@@ -20,6 +22,11 @@ var update = flag.Bool("update", false, "rewrite the golden fixtures from the pr
 const productionFixture = "e2e/testdata/production-volumes.yaml"
 
 func TestProductionFixtureMatchesTheOCPStack(t *testing.T) {
+	if os.Getenv(testenv.EnvProjectDir) != "" {
+		// The fixture belongs to the committed config; after a change of the
+		// servers it is regenerated (README, Adding a server).
+		t.Skip("the config is not the committed one ($" + testenv.EnvProjectDir + ")")
+	}
 	ocp := mustRun(t, "ocp", nil)
 	var want bytes.Buffer
 	want.WriteString("# Production's NAS PersistentVolumes and PersistentVolumeClaims, as kubectl creates them.\n")
@@ -28,7 +35,7 @@ func TestProductionFixtureMatchesTheOCPStack(t *testing.T) {
 	enc.SetIndent(2)
 	for _, typ := range []string{typePV, typePVC} {
 		objs := ocp.ofType(typ)
-		for _, name := range serverNames {
+		for _, name := range committed(t).names() {
 			obj := objs[name].Inputs.Mappable()
 			// Production's objects predate Pulumi: no pulumi.com/ annotations.
 			delete(obj["metadata"].(map[string]any), "annotations")

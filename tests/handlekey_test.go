@@ -44,6 +44,8 @@ func handleKey(t *testing.T, s registered) string {
 func TestEveryServerHasItsHandleKeySecret(t *testing.T) {
 	dev := mustRun(t, "dev", nil)
 	secrets := dev.ofType(typeSecret)
+	cfg := committed(t)
+	serverNames := cfg.names()
 	var want []string
 	for _, name := range serverNames {
 		want = append(want, name+"-handle-key")
@@ -54,7 +56,7 @@ func TestEveryServerHasItsHandleKeySecret(t *testing.T) {
 	for _, name := range serverNames {
 		s := secrets[name+"-handle-key"]
 		assert.Equal(t, name+"-handle-key", path(s.Inputs, "metadata", "name").StringValue())
-		assert.Equal(t, "nas-system", path(s.Inputs, "metadata", "namespace").StringValue())
+		assert.Equal(t, cfg.NasNamespace, path(s.Inputs, "metadata", "namespace").StringValue())
 		key, err := base64.StdEncoding.DecodeString(handleKey(t, s))
 		require.NoError(t, err, name)
 		assert.Len(t, key, 32, "%s: nasd wants at least 32 bytes", name)

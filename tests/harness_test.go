@@ -20,9 +20,6 @@ import (
 	"github.com/nas-topology/nas-topology/components/spec"
 )
 
-// projectDir is the repository root, where Pulumi.yaml and the stack files live.
-const projectDir = ".."
-
 // registered is one resource the program registered, with the inputs it sent.
 type registered struct {
 	Type                string
@@ -86,7 +83,7 @@ type run struct {
 // would give the stack, after edit (may be nil) has changed it.
 func runStack(t *testing.T, stack string, edit func(cfg map[string]string)) (*run, error) {
 	t.Helper()
-	return runStackIn(t, projectDir, stack, edit)
+	return runStackIn(t, projectDir(t), stack, edit)
 }
 
 func runStackIn(t *testing.T, dir, stack string, edit func(cfg map[string]string)) (*run, error) {
@@ -107,7 +104,7 @@ func runStackIn(t *testing.T, dir, stack string, edit func(cfg map[string]string
 // shared config was changed by edit: what a developer's edit of Pulumi.yaml does.
 func runEditedProject(t *testing.T, stack string, edit func(shared map[string]string)) *run {
 	t.Helper()
-	shared, err := spec.ProjectConfig(projectDir)
+	shared, err := spec.ProjectConfig(projectDir(t))
 	require.NoError(t, err)
 	edit(shared)
 	config := map[string]any{}
@@ -122,7 +119,7 @@ func runEditedProject(t *testing.T, stack string, edit func(shared map[string]st
 	require.NoError(t, err)
 	dir := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "Pulumi.yaml"), project, 0o644))
-	stackFile, err := os.ReadFile(filepath.Join(projectDir, "Pulumi."+stack+".yaml"))
+	stackFile, err := os.ReadFile(filepath.Join(projectDir(t), "Pulumi."+stack+".yaml"))
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "Pulumi."+stack+".yaml"), stackFile, 0o644))
 	r, err := runStackIn(t, dir, stack, nil)

@@ -48,8 +48,8 @@ func TestAdoptImportsByKubernetesID(t *testing.T) {
 	ocp := mustRun(t, "ocp", setExternal(func(ext string) string {
 		return strings.Replace(ext, "{", `{"adopt":true,`, 1)
 	}))
-	for _, name := range serverNames {
-		assert.Equal(t, name, ocp.ofType(typePV)[name].ImportID, "PV is imported by name")
-		assert.Equal(t, "nas-apps/"+name, ocp.ofType(typePVC)[name].ImportID, "PVC is imported by namespace/name")
+	for _, s := range committed(t).Servers {
+		assert.Equal(t, s.VolumeName, ocp.ofType(typePV)[s.Name].ImportID, "PV is imported by name")
+		assert.Equal(t, s.Claim.Namespace+"/"+s.Claim.Name, ocp.ofType(typePVC)[s.Name].ImportID, "PVC is imported by namespace/name")
 	}
 }

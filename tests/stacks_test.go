@@ -14,8 +14,6 @@ import (
 	"github.com/nas-topology/nas-topology/components/spec"
 )
 
-var serverNames = []string{"nas-input-1", "nas-input-2", "nas-input-3", "nas-backup-1", "nas-output-1", "nas-output-2", "nas-output-3"}
-
 // withoutNFSServer is a PV's inputs as plain data, minus spec.nfs.server: the
 // one field allowed to differ between stacks.
 func withoutNFSServer(pv registered) map[string]any {
@@ -27,6 +25,8 @@ func withoutNFSServer(pv registered) map[string]any {
 func TestResourcesPerTarget(t *testing.T) {
 	dev := mustRun(t, "dev", nil)
 	ocp := mustRun(t, "ocp", nil)
+	cfg := committed(t)
+	serverNames := cfg.names()
 
 	for _, r := range []*run{dev, ocp} {
 		assert.ElementsMatch(t, serverNames, keys(r.ofType(typeNasServer)))
@@ -35,7 +35,7 @@ func TestResourcesPerTarget(t *testing.T) {
 	}
 	assert.ElementsMatch(t, serverNames, keys(dev.ofType(typeService)))
 	assert.ElementsMatch(t, serverNames, keys(dev.ofType(typeDeployment)))
-	assert.ElementsMatch(t, []string{"nas-system", "nas-apps"}, keys(dev.ofType(typeNamespace)))
+	assert.ElementsMatch(t, append([]string{cfg.NasNamespace}, cfg.claimNamespaces()...), keys(dev.ofType(typeNamespace)))
 
 	// Production: only volumes. No workloads, and the namespaces are not ours.
 	assert.Empty(t, ocp.ofType(typeService))
@@ -48,7 +48,7 @@ func TestVolumesAreIdenticalAcrossStacksExceptNFSServer(t *testing.T) {
 	ocp := mustRun(t, "ocp", nil)
 	devPVs, ocpPVs := dev.ofType(typePV), ocp.ofType(typePV)
 	devPVCs, ocpPVCs := dev.ofType(typePVC), ocp.ofType(typePVC)
-	for _, name := range serverNames {
+	for _, name := range committed(t).names() {
 		assert.Equal(t, withoutNFSServer(ocpPVs[name]), withoutNFSServer(devPVs[name]), "PV %s", name)
 		assert.Equal(t, ocpPVCs[name].Inputs.Mappable(), devPVCs[name].Inputs.Mappable(), "PVC %s", name)
 		// ...and the one field that differs really does.
@@ -58,38 +58,60 @@ func TestVolumesAreIdenticalAcrossStacksExceptNFSServer(t *testing.T) {
 	assert.Regexp(t, `^sha256:[0-9a-f]{64}$`, dev.topology.VolumeSpecDigest)
 }
 
+// Every PV/PVC field of every server, against Pulumi.yaml read as plain YAML.
 func TestVolumeFieldsMatchTheSharedConfig(t *testing.T) {
-	ocp := mustRun(t, "ocp", nil)
-	pv := ocp.ofType(typePV)["nas-output-2"].Inputs
-	pvc := ocp.ofType(typePVC)["nas-output-2"].Inputs
-	assert.Equal(t, "nas-output-2", path(pv, "metadata", "name").StringValue())
-	assert.Equal(t, "1Ti", path(pv, "spec", "capacity", "storage").StringValue())
-	assert.Equal(t, "Retain", path(pv, "spec", "persistentVolumeReclaimPolicy").StringValue())
-	assert.Equal(t, "nas-static", path(pv, "spec", "storageClassName").StringValue())
-	assert.Equal(t, "/exports/output-2", path(pv, "spec", "nfs", "path").StringValue())
-	assert.Equal(t, "192.0.2.16", path(pv, "spec", "nfs", "server").StringValue())
-	assert.Equal(t, []any{"nfsvers=3", "proto=tcp", "mountproto=tcp", "hard", "timeo=600", "retrans=2", "nolock"},
-		path(pv, "spec", "mountOptions").Mappable())
-	assert.Equal(t, "nas-apps", path(pv, "spec", "claimRef", "namespace").StringValue())
-	assert.Equal(t, "nas-output-2", path(pv, "spec", "claimRef", "name").StringValue())
-	assert.Equal(t, "output", path(pv, "metadata", "labels", "nas-topology/role").StringValue())
+	cfg := committed(t)
+	for _, stack := range []string{"dev", "ocp"} {
+		r := mustRun(t, stack, nil)
+		for _, s := range cfg.Servers {
+			t.Run(stack+"/"+s.Name, func(t *testing.T) {
+				pv := r.ofType(typePV)[s.Name].Inputs
+				pvc := r.ofType(typePVC)[s.Name].Inputs
+				assert.Equal(t, s.VolumeName, path(pv, "metadata", "name").StringValue())
+				assert.Equal(t, s.Capacity, path(pv, "spec", "capacity", "storage").StringValue())
+				assert.Equal(t, cfg.ReclaimPolicy, path(pv, "spec", "persistentVolumeReclaimPolicy").StringValue())
+				assert.Equal(t, cfg.StorageClassName, path(pv, "spec", "storageClassName").StringValue())
+				assert.Equal(t, s.ExportPath, path(pv, "spec", "nfs", "path").StringValue())
+				assert.Equal(t, s.ReadOnly, path(pv, "spec", "nfs", "readOnly").BoolValue())
+				assert.Equal(t, toAny(s.AccessModes), path(pv, "spec", "accessModes").Mappable())
+				assert.Equal(t, toAny(cfg.MountOptions), path(pv, "spec", "mountOptions").Mappable())
+				assert.Equal(t, s.Claim.Namespace, path(pv, "spec", "claimRef", "namespace").StringValue())
+				assert.Equal(t, s.Claim.Name, path(pv, "spec", "claimRef", "name").StringValue())
+				labels := path(pv, "metadata", "labels").Mappable().(map[string]any)
+				for k, v := range cfg.Labels {
+					assert.Equal(t, v, labels[k], "shared label %s", k)
+				}
+				for k, v := range s.Labels {
+					assert.Equal(t, v, labels[k], "server label %s", k)
+				}
+				if stack == "ocp" {
+					assert.Equal(t, cfg.External.Addresses[s.Name], path(pv, "spec", "nfs", "server").StringValue())
+				}
 
-	assert.Equal(t, "nas-output-2", path(pvc, "spec", "volumeName").StringValue())
-	assert.Equal(t, "nas-static", path(pvc, "spec", "storageClassName").StringValue())
-	assert.Equal(t, "1Ti", path(pvc, "spec", "resources", "requests", "storage").StringValue())
-	assert.Equal(t, "nas-apps", path(pvc, "metadata", "namespace").StringValue())
+				assert.Equal(t, s.VolumeName, path(pvc, "spec", "volumeName").StringValue())
+				assert.Equal(t, s.Claim.Name, path(pvc, "metadata", "name").StringValue())
+				assert.Equal(t, s.Claim.Namespace, path(pvc, "metadata", "namespace").StringValue())
+				assert.Equal(t, cfg.StorageClassName, path(pvc, "spec", "storageClassName").StringValue())
+				assert.Equal(t, s.Capacity, path(pvc, "spec", "resources", "requests", "storage").StringValue())
+				assert.Equal(t, toAny(s.AccessModes), path(pvc, "spec", "accessModes").Mappable())
+			})
+		}
+	}
+}
+
+func toAny(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
 }
 
 func TestDevUsesFixedClusterIPsAndNodePorts(t *testing.T) {
 	dev := mustRun(t, "dev", nil)
-	cfg, err := spec.MergedConfig(projectDir, "dev")
-	require.NoError(t, err)
-	var cluster spec.Cluster
-	require.NoError(t, json.Unmarshal([]byte(cfg[spec.KeyCluster]), &cluster))
-
-	var nodePorts []int
-	for _, name := range serverNames {
-		want := cluster.Servers[name]
+	cfg := committed(t)
+	for _, name := range cfg.names() {
+		want := cfg.Cluster.Servers[name]
 		svc := dev.ofType(typeService)[name].Inputs
 		pv := dev.ofType(typePV)[name].Inputs
 		assert.Equal(t, want.ClusterIP, path(svc, "spec", "clusterIP").StringValue(), name)
@@ -102,29 +124,37 @@ func TestDevUsesFixedClusterIPsAndNodePorts(t *testing.T) {
 		assert.Equal(t, "nfs", nfs["targetPort"].StringValue())
 		assert.Equal(t, 111.0, pmap["port"].NumberValue())
 		assert.Equal(t, "portmapper", pmap["targetPort"].StringValue())
-		nodePorts = append(nodePorts, int(nfs["nodePort"].NumberValue()))
+		assert.EqualValues(t, want.NodePort, nfs["nodePort"].NumberValue(), name)
+		assert.EqualValues(t, want.PortmapperNodePort, pmap["nodePort"].NumberValue(), name)
 		assert.Equal(t, want.ClusterIP, dev.outputs[name]["nfsAddress"], "stack output nfsAddress")
 	}
-	assert.Equal(t, []int{32150, 32151, 32152, 32153, 32154, 32155, 32156}, nodePorts)
 }
 
 func TestBackupIsReadOnly(t *testing.T) {
+	cfg := committed(t)
+	cfg.ofRole(t, "backup") // there is one to check
 	for _, stack := range []string{"dev", "ocp"} {
 		r := mustRun(t, stack, nil)
-		pv := r.ofType(typePV)["nas-backup-1"].Inputs
-		assert.True(t, path(pv, "spec", "nfs", "readOnly").BoolValue(), stack)
-		assert.Equal(t, []any{"ReadOnlyMany"}, path(pv, "spec", "accessModes").Mappable(), stack)
-		assert.Contains(t, r.outputs["nas-backup-1"]["mountCommand"], ",ro ")
+		for _, s := range cfg.Servers {
+			if s.Role != "backup" {
+				continue
+			}
+			pv := r.ofType(typePV)[s.Name].Inputs
+			assert.True(t, path(pv, "spec", "nfs", "readOnly").BoolValue(), stack)
+			assert.Equal(t, []any{"ReadOnlyMany"}, path(pv, "spec", "accessModes").Mappable(), stack)
+			assert.Contains(t, r.outputs[s.Name]["mountCommand"], ",ro ")
+		}
 	}
 	dev := mustRun(t, "dev", nil)
 	for name, d := range dev.ofType(typeDeployment) {
 		args := path(d.Inputs, "spec", "template", "spec", "containers").ArrayValue()[0].ObjectValue()["args"].Mappable()
-		assert.Equal(t, name == "nas-backup-1", slices.Contains(args.([]any), "--options=ro,sync"), "%s: nasd exports read-only", name)
+		assert.Equal(t, cfg.server(name).ReadOnly, slices.Contains(args.([]any), "--options=ro,sync"), "%s: nasd exports read-only exactly when the server is", name)
 	}
 }
 
 func TestDeploymentsMeetTheRestrictedPodSecurityStandard(t *testing.T) {
 	dev := mustRun(t, "dev", nil)
+	cfg := committed(t)
 	for name, d := range dev.ofType(typeDeployment) {
 		t.Run(name, func(t *testing.T) {
 			spec := path(d.Inputs, "spec")
@@ -161,9 +191,9 @@ func TestDeploymentsMeetTheRestrictedPodSecurityStandard(t *testing.T) {
 			for _, v := range path(pod, "volumes").ArrayValue() {
 				vols[v.ObjectValue()["name"].StringValue()] = v.ObjectValue()
 			}
-			assert.Equal(t, "/mnt/windows/"+name, path(vols["windows"], "hostPath", "path").StringValue())
+			assert.Equal(t, cfg.Cluster.WindowsRoot+"/"+name, path(vols["windows"], "hostPath", "path").StringValue())
 			assert.Equal(t, "DirectoryOrCreate", path(vols["windows"], "hostPath", "type").StringValue())
-			assert.Equal(t, "500Mi", path(vols["data"], "emptyDir", "sizeLimit").StringValue())
+			assert.Equal(t, cfg.Cluster.ExportSizeLimit, path(vols["data"], "emptyDir", "sizeLimit").StringValue())
 			assert.True(t, path(vols["data"], "emptyDir", "medium").IsNull(), "disk-backed emptyDir")
 
 			tmplLabels := path(spec.ObjectValue(), "template", "metadata", "labels").Mappable().(map[string]any)
@@ -179,11 +209,16 @@ func TestDeploymentsMeetTheRestrictedPodSecurityStandard(t *testing.T) {
 // of both stacks the same way, and the digest.
 func TestSharedChangesReachBothStacks(t *testing.T) {
 	baseDev, baseOCP := mustRun(t, "dev", nil), mustRun(t, "ocp", nil)
+	output := committed(t).ofRole(t, "output").Name // a read-write server
 	server := func(f func(s map[string]any)) func(cfg map[string]string) {
 		return func(cfg map[string]string) {
 			var servers []map[string]any
 			require.NoError(t, json.Unmarshal([]byte(cfg[spec.KeyServers]), &servers))
-			f(servers[4]) // nas-output-1
+			for _, s := range servers {
+				if s["name"] == output {
+					f(s)
+				}
+			}
 			b, _ := json.Marshal(servers)
 			cfg[spec.KeyServers] = string(b)
 		}
@@ -231,12 +266,13 @@ func TestStackSettingsCannotChangeVolumes(t *testing.T) {
 			cfg[spec.KeyCluster] = string(b)
 		}
 	}
+	first := committed(t).names()[0]
 	devCases := map[string]func(cfg map[string]string){
 		"clusterIP": clusterEdit(func(c map[string]any) {
-			c["servers"].(map[string]any)["nas-input-1"].(map[string]any)["clusterIP"] = "10.96.160.1"
+			c["servers"].(map[string]any)[first].(map[string]any)["clusterIP"] = "10.96.160.1"
 		}),
 		"nodePort": clusterEdit(func(c map[string]any) {
-			c["servers"].(map[string]any)["nas-input-1"].(map[string]any)["nodePort"] = 31000
+			c["servers"].(map[string]any)[first].(map[string]any)["nodePort"] = 31000
 		}),
 		"windowsRoot": clusterEdit(func(c map[string]any) { c["windowsRoot"] = "/mnt/c/nas" }),
 		"image": clusterEdit(func(c map[string]any) {
@@ -263,7 +299,9 @@ func TestStackSettingsCannotChangeVolumes(t *testing.T) {
 			cfg[spec.KeyExternal] = strings.ReplaceAll(cfg[spec.KeyExternal], "192.0.2.", "198.51.100.")
 		})
 		assert.Equal(t, baseOCP, volumeSnapshot(r))
-		assert.Equal(t, "198.51.100.11", path(r.ofType(typePV)["nas-input-1"].Inputs, "spec", "nfs", "server").StringValue())
+		for name, addr := range committed(t).External.Addresses {
+			assert.Equal(t, strings.ReplaceAll(addr, "192.0.2.", "198.51.100."), path(r.ofType(typePV)[name].Inputs, "spec", "nfs", "server").StringValue())
+		}
 	})
 	// A stack file that sets a shared key is refused before anything is registered.
 	for _, key := range spec.SharedKeys {
@@ -305,16 +343,17 @@ func volumeSnapshot(r *run) string {
 
 func TestStackOutputs(t *testing.T) {
 	dev, ocp := mustRun(t, "dev", nil), mustRun(t, "ocp", nil)
-	for _, name := range serverNames {
+	for _, s := range committed(t).Servers {
+		name := s.Name
 		for _, r := range []*run{dev, ocp} {
 			out := r.outputs[name]
 			require.NotNil(t, out, name)
 			assert.NotEmpty(t, out["nfsAddress"])
-			assert.Equal(t, name, out["volumeName"])
-			assert.Equal(t, name, out["claimName"])
-			assert.Equal(t, "nas-apps", out["claimNamespace"])
-			assert.True(t, strings.HasPrefix(out["exportPath"].(string), "/exports/"))
-			assert.Contains(t, out["mountCommand"], fmt.Sprintf("%s:%s /mnt/%s", out["nfsAddress"], out["exportPath"], name))
+			assert.Equal(t, s.VolumeName, out["volumeName"])
+			assert.Equal(t, s.Claim.Name, out["claimName"])
+			assert.Equal(t, s.Claim.Namespace, out["claimNamespace"])
+			assert.Equal(t, s.ExportPath, out["exportPath"])
+			assert.Contains(t, out["mountCommand"], fmt.Sprintf("%s:%s /mnt/%s", out["nfsAddress"], out["exportPath"], s.VolumeName))
 			assert.Contains(t, out["mountCommand"], "-o nfsvers=3,")
 		}
 		assert.NotNil(t, dev.outputs[name]["nodePort"])
@@ -342,8 +381,9 @@ func TestDeploymentsRunTheBuiltImage(t *testing.T) {
 		return out
 	}
 	first := images(mustRun(t, "dev", nil))
-	require.Len(t, first, 7)
-	ref := first["nas-input-1"]
+	names := committed(t).names()
+	require.ElementsMatch(t, names, keys(first))
+	ref := first[names[0]]
 	assert.Regexp(t, `^docker\.io/library/nasd:sha-[0-9a-f]{12}$`, ref)
 	for name, img := range first {
 		assert.Equal(t, ref, img, name)
@@ -353,10 +393,10 @@ func TestDeploymentsRunTheBuiltImage(t *testing.T) {
 	registry := images(mustRun(t, "dev", func(cfg map[string]string) {
 		cfg[spec.KeyCluster] = strings.Replace(cfg[spec.KeyCluster], `"imageLoader":"minikube"`, `"imageLoader":"registry","imageRegistry":"localhost:5000"`, 1)
 	}))
-	assert.Equal(t, "localhost:5000/nasd:"+strings.SplitN(ref, ":", 2)[1], registry["nas-input-1"], "the registry loader's reference")
+	assert.Equal(t, "localhost:5000/nasd:"+strings.SplitN(ref, ":", 2)[1], registry[names[0]], "the registry loader's reference")
 
 	prebuilt := images(mustRun(t, "dev", func(cfg map[string]string) {
 		cfg[spec.KeyCluster] = strings.Replace(cfg[spec.KeyCluster], `"imageLoader":"minikube"`, `"imageLoader":"none","image":"registry.example/nasd:1.0"`, 1)
 	}))
-	assert.Equal(t, "registry.example/nasd:1.0", prebuilt["nas-input-1"])
+	assert.Equal(t, "registry.example/nasd:1.0", prebuilt[names[0]])
 }

@@ -20,7 +20,20 @@ import (
 	"github.com/nas-topology/nas-topology/tests/parity"
 )
 
-var servers = []string{"nas-input-1", "nas-input-2", "nas-input-3", "nas-backup-1", "nas-output-1", "nas-output-2", "nas-output-3"}
+// serverNames are the servers of the repository's Pulumi.yaml, the project
+// every e2e test copies.
+func serverNames(t *testing.T) []string {
+	t.Helper()
+	cfg, err := spec.MergedConfig(repoRoot, "dev")
+	require.NoError(t, err)
+	c, err := spec.Load(func(k string) (string, bool) { v, ok := cfg[k]; return v, ok })
+	require.NoError(t, err)
+	var names []string
+	for _, s := range c.Servers {
+		names = append(names, s.Name)
+	}
+	return names
+}
 
 // devPlacement is Pulumi.dev.yaml's cluster config, the expected values.
 func devPlacement(t *testing.T) *spec.Cluster {
@@ -40,6 +53,7 @@ func TestDevStackLifecycle(t *testing.T) {
 	// No minikube here: kwok never pulls images, so the built image is used unloaded.
 	p.pulumi("config", "set", "--stack", "dev", "--path", "nas-topology:cluster.imageLoader", "none")
 	placement := devPlacement(t)
+	servers := serverNames(t)
 
 	// Against the real API server, with the policy pack.
 	out := p.pulumi("preview", "--stack", "dev", "--policy-pack", "policy")
@@ -61,7 +75,7 @@ func TestDevStackLifecycle(t *testing.T) {
 	kubectlJSON(t, &pvs, "get", "pv", "-l", "app.kubernetes.io/part-of=nas-topology")
 	kubectlJSON(t, &pvcs, "get", "pvc", "-n", "nas-apps")
 
-	require.Len(t, deploys.Items, 7)
+	require.Len(t, deploys.Items, len(servers))
 	for _, d := range deploys.Items {
 		name := field(d, "metadata", "name").(string)
 		containers := field(d, "spec", "template", "spec", "containers").([]any)
@@ -91,7 +105,7 @@ func TestDevStackLifecycle(t *testing.T) {
 		assert.Contains(t, keys, srv+"-handle-key")
 	}
 
-	require.Len(t, svcs.Items, 7)
+	require.Len(t, svcs.Items, len(servers))
 	for _, s := range svcs.Items {
 		name := field(s, "metadata", "name").(string)
 		want := placement.Servers[name]
@@ -102,14 +116,14 @@ func TestDevStackLifecycle(t *testing.T) {
 		assert.EqualValues(t, want.PortmapperNodePort, ports[1].(map[string]any)["nodePort"], "Service %s portmapper nodePort", name)
 	}
 
-	require.Len(t, pvs.Items, 7)
+	require.Len(t, pvs.Items, len(servers))
 	for _, pv := range pvs.Items {
 		name := field(pv, "metadata", "name").(string)
 		assert.Equal(t, placement.Servers[name].ClusterIP, field(pv, "spec", "nfs", "server"), "PV %s nfs.server", name)
 		assert.Equal(t, "Bound", field(pv, "status", "phase"), "PV %s", name)
 	}
 
-	require.Len(t, pvcs.Items, 7)
+	require.Len(t, pvcs.Items, len(servers))
 	for _, pvc := range pvcs.Items {
 		name := field(pvc, "metadata", "name").(string)
 		assert.Equal(t, "Bound", field(pvc, "status", "phase"), "PVC %s", name)
@@ -124,7 +138,7 @@ func TestDevStackLifecycle(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(p.pulumi("stack", "output", "--stack", "dev", "--json")), &outputs))
 	assert.Equal(t, "cluster", outputs.Target)
 	assert.Regexp(t, `^sha256:[0-9a-f]{64}$`, outputs.VolumeSpecDigest)
-	require.Len(t, outputs.Servers, 7)
+	require.Len(t, outputs.Servers, len(servers))
 	for name, o := range outputs.Servers {
 		assert.Equal(t, placement.Servers[name].ClusterIP, o["nfsAddress"], name)
 		assert.EqualValues(t, placement.Servers[name].NodePort, o["nodePort"], name)

@@ -56,7 +56,8 @@ func TestOCPAdoptsProtectsAndReportsDrift(t *testing.T) {
 	})
 	requireAllBound(t)
 	before := uids(t)
-	require.Len(t, before, 14)
+	volumes := 2 * len(serverNames(t)) // a PV and a PVC per server
+	require.Len(t, before, volumes)
 
 	p := newProject(t)
 	p.initStack("ocp")
@@ -73,11 +74,11 @@ func TestOCPAdoptsProtectsAndReportsDrift(t *testing.T) {
 	}
 	// Adoption imports every volume; the in-place updates that may follow only
 	// take server-side-apply ownership and add the patchForce annotation.
-	assert.Equal(t, 14, ops["import"], "every production volume is adopted: %v", ops)
+	assert.Equal(t, volumes, ops["import"], "every production volume is adopted: %v", ops)
 	for _, op := range []string{"create", "replace", "create-replacement", "delete-replaced", "delete"} {
 		assert.Zero(t, ops[op], "no production volume may be %sd: %v", op, ops)
 	}
-	t.Logf("adoption plan for the 14 volumes: %v", ops)
+	t.Logf("adoption plan for the %d volumes: %v", volumes, ops)
 
 	p.pulumi("up", "--stack", "ocp", "--yes", "--skip-preview")
 	requireAllBound(t)

@@ -35,6 +35,16 @@ var pristine = sync.OnceValues(func() (string, error) {
 	if err != nil {
 		return "", err
 	}
+	dir, err := CommittedCopy(root)
+	if err != nil {
+		return root, fmt.Errorf("%w (using the working copy)", err)
+	}
+	return dir, nil
+})
+
+// CommittedCopy writes the ConfigFiles of the git checkout at root, as HEAD
+// has them, to a new temp directory and returns it.
+func CommittedCopy(root string) (string, error) {
 	dir, err := os.MkdirTemp("", "nas-topology-config-")
 	if err != nil {
 		return "", err
@@ -45,14 +55,15 @@ var pristine = sync.OnceValues(func() (string, error) {
 		out, err := cmd.Output()
 		if err != nil {
 			os.RemoveAll(dir)
-			return root, fmt.Errorf("git show HEAD:%s in %s: %w (using the working copy)", f, root, err)
+			return "", fmt.Errorf("git show HEAD:%s in %s: %w", f, root, err)
 		}
 		if err := os.WriteFile(filepath.Join(dir, f), out, 0o644); err != nil {
+			os.RemoveAll(dir)
 			return "", err
 		}
 	}
 	return dir, nil
-})
+}
 
 // ProjectDir is a directory with the configuration tests use: see the
 // package doc. Its Pulumi.yaml is not next to the program's source; tests
