@@ -11,7 +11,7 @@ FUZZTIME ?= 15s
 # the config, so an empty one is fine unless you add some.
 export PULUMI_CONFIG_PASSPHRASE ?=
 
-.PHONY: test deps vet unit fuzz bench bench-nfs up preview-dev preview-ocp parity stacks e2e drift lab lab-deps lab-bench
+.PHONY: test deps vet unit fuzz bench bench-nfs up preview-dev preview-ocp parity stacks e2e drift lab lab-deps lab-bench need-pulumi preflight-dev
 
 ## test: everything a clean checkout must pass (installs its apt deps when run as root)
 test: deps vet unit fuzz
@@ -37,20 +37,47 @@ fuzz:
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
 
-## stacks: create the dev and ocp stacks in the local file backend if missing
-stacks:
-	@mkdir -p .pulumi-state
-	@for s in dev ocp; do $(PULUMI) stack ls --json 2>/dev/null | grep -q "\"name\": \"$$s\"" || $(PULUMI) stack init $$s --non-interactive >/dev/null; done
+# ARGS are passed to pulumi by up, preview-dev, preview-ocp and drift: make up ARGS='--yes'.
+ARGS ?=
+# The stack config the targets hand pulumi (--config-file): the stack file plus
+# the encryptionsalt `pulumi stack init` made, in the git-ignored state
+# directory. The committed stack files are never rewritten (stack init would
+# add encryptionsalt and turn true into "true").
+STACKCONF = .pulumi-state/config/Pulumi.$(1).yaml
+
+## need-pulumi: one sentence instead of "pulumi: command not found"
+need-pulumi:
+	@command -v $(PULUMI) >/dev/null 2>&1 || { echo "make: the pulumi CLI ($(PULUMI)) is not on PATH: install Pulumi v3.274.x (https://www.pulumi.com/docs/install/), or on the build machines run ../shared/toolchain/ensure and then . ../shared/toolchain/env.sh." >&2; exit 127; }
+
+## stacks: create the dev and ocp stacks in the local file backend if missing; dev is selected
+stacks: need-pulumi
+	@mkdir -p .pulumi-state/config
+	@for s in dev ocp; do \
+	  f=Pulumi.$$s.yaml; conf=$(call STACKCONF,$$s); salt=.pulumi-state/config/$$s.salt; \
+	  if ! $(PULUMI) stack ls --json 2>/dev/null | grep -q "\"name\": \"$$s\""; then \
+	    cp -p $$f $$conf.orig; \
+	    $(PULUMI) stack init $$s --non-interactive >$$conf.log 2>&1 || { cat $$conf.log >&2; mv $$conf.orig $$f; exit 1; }; \
+	    grep '^encryptionsalt:' $$f > $$salt || :; \
+	    mv $$conf.orig $$f; \
+	  fi; \
+	  { cat $$f; grep -q '^encryptionsalt:' $$f || cat $$salt 2>/dev/null || :; } > $$conf; \
+	done
+	@$(PULUMI) stack select dev
+
+## preflight-dev: what the dev stack needs from this machine (kube context, the image loader's tool)
+preflight-dev:
+	@$(GO) build -o bin/preflight ./cmd/preflight
+	@bin/preflight dev
 
 ## up: THE main job: build the dev topology on Minikube (see README for the Minikube setup)
-up: stacks
-	$(PULUMI) up --stack dev
+up: need-pulumi preflight-dev stacks
+	$(PULUMI) up --stack dev --config-file $(call STACKCONF,dev) $(ARGS)
 
 preview-dev: stacks
-	$(PULUMI) preview --stack dev
+	$(PULUMI) preview --stack dev --config-file $(call STACKCONF,dev) $(ARGS)
 
 preview-ocp: stacks
-	$(PULUMI) preview --stack ocp
+	$(PULUMI) preview --stack ocp --config-file $(call STACKCONF,ocp) $(ARGS)
 
 ## parity: the real previews of dev and ocp plan identical PVs/PVCs but for nfs.server (needs pulumi; no cluster)
 parity:
@@ -58,7 +85,7 @@ parity:
 
 ## drift: PV/PVC fields where live production differs from the shared definition (needs the ocp cluster)
 drift: stacks
-	$(PULUMI) preview --stack ocp --refresh --json --non-interactive | $(GO) run ./tests/parity/cmd/driftreport
+	$(PULUMI) preview --stack ocp --config-file $(call STACKCONF,ocp) --refresh --json --non-interactive $(ARGS) | $(GO) run ./tests/parity/cmd/driftreport
 
 ## e2e: real pulumi CLI + Kubernetes provider + local API server (../shared/toolchain)
 e2e:
