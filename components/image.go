@@ -12,11 +12,30 @@ import (
 	"github.com/nas-topology/nas-topology/nasimage/image"
 )
 
+// ImageRepository is the repository of the built nasd image. The .invalid
+// top-level domain never resolves (RFC 6761), so a reference that did not
+// reach the node is an ErrImageNeverPull or a failed pull, never an image
+// some registry happens to serve (docker.io/library/nasd was Docker Hub's).
+const ImageRepository = "nas-topology.invalid/nasd"
+
 // buildImage builds the nasd image once per process. The module is found
 // from the working directory: the project directory when pulumi runs the program.
 var buildImage = sync.OnceValues(func() (*image.Result, error) {
-	return image.Build(context.Background(), image.Options{})
+	return image.Build(context.Background(), image.Options{Repository: ImageRepository})
 })
+
+// PullPolicy is the imagePullPolicy that fits how the image reaches the
+// node: a loaded image (minikube, containerd, or the built one unloaded with
+// loader none) is never pulled, so a failed load shows as ErrImageNeverPull
+// instead of a pull from elsewhere; a pushed or prebuilt one is pulled once
+// (its tag is content-derived, or the user's).
+func PullPolicy(loader string, prebuilt bool) string {
+	switch {
+	case loader == image.LoaderRegistry, loader == image.LoaderNone && prebuilt:
+		return "IfNotPresent"
+	}
+	return "Never"
+}
 
 // resolveImage returns the nasd reference the Deployments run. The image is
 // built from the nasd source of this checkout in preview and up alike
@@ -24,6 +43,7 @@ var buildImage = sync.OnceValues(func() (*image.Result, error) {
 // unchanged nasd never rolls the pods), and loaded into the cluster only
 // during up.
 func resolveImage(ctx *pulumi.Context, c *spec.Cluster) (string, error) {
+	c.ImagePullPolicy = PullPolicy(c.ImageLoader, c.Image != "")
 	if c.ImageLoader == image.LoaderNone && c.Image != "" {
 		return c.Image, nil // a prebuilt reference
 	}

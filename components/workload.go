@@ -148,9 +148,10 @@ func DeploymentArgs(namespace string, srv spec.Server, c *spec.Cluster) *appsv1.
 						SeccompProfile: &corev1.SeccompProfileArgs{Type: pulumi.String("RuntimeDefault")},
 					},
 					Containers: corev1.ContainerArray{&corev1.ContainerArgs{
-						Name:  pulumi.String(appName),
-						Image: pulumi.String(c.Image),
-						Args:  pulumi.ToStringArray(NasdArgs(srv)),
+						Name:            pulumi.String(appName),
+						Image:           pulumi.String(c.Image),
+						ImagePullPolicy: pulumi.String(pullPolicyOf(c)),
+						Args:            pulumi.ToStringArray(NasdArgs(srv)),
 						Ports: corev1.ContainerPortArray{
 							&corev1.ContainerPortArgs{Name: pulumi.String("nfs"), ContainerPort: pulumi.Int(nfsContainerPort), Protocol: pulumi.String("TCP")},
 							&corev1.ContainerPortArgs{Name: pulumi.String("portmapper"), ContainerPort: pulumi.Int(portmapContainerPort), Protocol: pulumi.String("TCP")},
@@ -205,6 +206,14 @@ func DeploymentArgs(namespace string, srv spec.Server, c *spec.Cluster) *appsv1.
 			},
 		},
 	}
+}
+
+// pullPolicyOf is the cluster's pull policy, IfNotPresent when Run did not set one.
+func pullPolicyOf(c *spec.Cluster) string {
+	if c.ImagePullPolicy == "" {
+		return "IfNotPresent"
+	}
+	return c.ImagePullPolicy
 }
 
 func httpProbe(path string, initialDelay, period int) *corev1.ProbeArgs {

@@ -384,7 +384,7 @@ func TestDeploymentsRunTheBuiltImage(t *testing.T) {
 	names := committed(t).names()
 	require.ElementsMatch(t, names, keys(first))
 	ref := first[names[0]]
-	assert.Regexp(t, `^docker\.io/library/nasd:sha-[0-9a-f]{12}$`, ref)
+	assert.Regexp(t, `^nas-topology\.invalid/nasd:sha-[0-9a-f]{12}$`, ref, "a name no registry answers")
 	for name, img := range first {
 		assert.Equal(t, ref, img, name)
 	}
@@ -399,4 +399,36 @@ func TestDeploymentsRunTheBuiltImage(t *testing.T) {
 		cfg[spec.KeyCluster] = strings.Replace(cfg[spec.KeyCluster], `"imageLoader":"minikube"`, `"imageLoader":"none","image":"registry.example/nasd:1.0"`, 1)
 	}))
 	assert.Equal(t, "registry.example/nasd:1.0", prebuilt[names[0]])
+}
+
+// imagePullPolicy fits each loader: a loaded image is never pulled (a failed
+// load used to send the kubelet to Docker Hub), a pushed or prebuilt one is.
+func TestImagePullPolicyPerLoader(t *testing.T) {
+	loader := func(repl string) func(cfg map[string]string) {
+		return func(cfg map[string]string) {
+			cfg[spec.KeyCluster] = strings.Replace(cfg[spec.KeyCluster], `"imageLoader":"minikube"`, repl, 1)
+			require.Contains(t, cfg[spec.KeyCluster], repl)
+		}
+	}
+	cases := []struct {
+		name string
+		edit func(cfg map[string]string)
+		want string
+	}{
+		{"minikube (committed)", nil, "Never"},
+		{"containerd", loader(`"imageLoader":"containerd"`), "Never"},
+		{"registry", loader(`"imageLoader":"registry","imageRegistry":"localhost:5000"`), "IfNotPresent"},
+		{"none, built image unloaded", loader(`"imageLoader":"none"`), "Never"},
+		{"none, prebuilt image", loader(`"imageLoader":"none","image":"registry.example/nasd:1.0"`), "IfNotPresent"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := mustRun(t, "dev", tc.edit)
+			require.NotEmpty(t, r.ofType(typeDeployment))
+			for name, d := range r.ofType(typeDeployment) {
+				c := path(d.Inputs, "spec", "template", "spec", "containers").ArrayValue()[0].ObjectValue()
+				assert.Equal(t, tc.want, c["imagePullPolicy"].StringValue(), name)
+			}
+		})
+	}
 }

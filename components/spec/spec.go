@@ -92,6 +92,9 @@ type Cluster struct {
 	// RunAsUser is the non-root uid of nasd; the Windows mount must be writable by it.
 	RunAsUser int                      `json:"runAsUser"`
 	Servers   map[string]ClusterServer `json:"servers"`
+	// ImagePullPolicy is set by components.Run with Image (not config):
+	// Never for a loaded image, IfNotPresent for a pushed or prebuilt one.
+	ImagePullPolicy string `json:"-"`
 }
 
 // External is the stack config of an `external` target (Pulumi.ocp.yaml).

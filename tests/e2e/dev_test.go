@@ -79,7 +79,7 @@ func TestDevStackLifecycle(t *testing.T) {
 	for _, d := range deploys.Items {
 		name := field(d, "metadata", "name").(string)
 		containers := field(d, "spec", "template", "spec", "containers").([]any)
-		assert.Regexp(t, `^docker\.io/library/nasd:sha-[0-9a-f]{12}$`, containers[0].(map[string]any)["image"], "%s runs the built image", name)
+		assert.Regexp(t, `^nas-topology\.invalid/nasd:sha-[0-9a-f]{12}$`, containers[0].(map[string]any)["image"], "%s runs the built image", name)
 		available := false
 		for _, c := range field(d, "status", "conditions").([]any) {
 			cond := c.(map[string]any)
