@@ -38,7 +38,13 @@ type NasServer struct {
 	VolumeName     pulumi.StringOutput `pulumi:"volumeName"`     // PV name
 	ClaimName      pulumi.StringOutput `pulumi:"claimName"`      // PVC name
 	ClaimNamespace pulumi.StringOutput `pulumi:"claimNamespace"` // PVC namespace
-	MountCommand   pulumi.StringOutput `pulumi:"mountCommand"`   // how a Linux host mounts it by hand
+	MountCommand   pulumi.StringOutput `pulumi:"mountCommand"`   // how a Linux host mounts it by hand, from where kubelet mounts (the node)
+	// ExternalMountCommand mounts it from outside the cluster: through the
+	// node's IP (NodeIPPlaceholder) and the NodePort in dev, like MountCommand
+	// for a physical NAS. NFSURL is the same for libnfs clients (nfs-ls, nfs-cp).
+	ExternalMountCommand pulumi.StringOutput `pulumi:"externalMountCommand"`
+	NFSURL               pulumi.StringOutput `pulumi:"nfsURL"`
+	PortmapperNodePort   pulumi.IntPtrOutput `pulumi:"portmapperNodePort"` // cluster only
 
 	Volume Volume // what the PV/PVC were rendered from (plain data, for digests)
 }
@@ -78,9 +84,16 @@ func NewNasServer(ctx *pulumi.Context, name string, args *NasServerArgs, opts ..
 		// so it is created after the Service that owns the address.
 		nfsServer = svc.Spec.ClusterIP().Elem()
 		s.NodePort = pulumi.IntPtr(cs.NodePort).ToIntPtrOutput()
+		s.PortmapperNodePort = pulumi.IntPtr(cs.PortmapperNodePort).ToIntPtrOutput()
+		s.ExternalMountCommand = pulumi.String(ExternalMountCommand(s.Volume, NodeIPPlaceholder, cs.NodePort)).ToStringOutput()
+		s.NFSURL = pulumi.String(NFSURL(s.Volume, NodeIPPlaceholder, cs.NodePort)).ToStringOutput()
 	case spec.TargetExternal:
 		nfsServer = pulumi.String(args.Config.External.Addresses[srv.Name]).ToStringOutput()
+		addr := args.Config.External.Addresses[srv.Name]
 		s.NodePort = pulumi.ToOutput((*int)(nil)).(pulumi.IntPtrOutput) // a physical NAS has no NodePort
+		s.PortmapperNodePort = s.NodePort
+		s.ExternalMountCommand = pulumi.String(MountCommand(s.Volume, addr)).ToStringOutput()
+		s.NFSURL = pulumi.String(NFSURL(s.Volume, addr, 0)).ToStringOutput()
 	default:
 		return nil, fmt.Errorf("NasServer %s: unknown target %q", name, args.Config.Target)
 	}
@@ -111,6 +124,10 @@ func NewNasServer(ctx *pulumi.Context, name string, args *NasServerArgs, opts ..
 		"claimName":      s.ClaimName,
 		"claimNamespace": s.ClaimNamespace,
 		"mountCommand":   s.MountCommand,
+		// from outside the cluster
+		"externalMountCommand": s.ExternalMountCommand,
+		"nfsURL":               s.NFSURL,
+		"portmapperNodePort":   s.PortmapperNodePort,
 	})
 }
 
@@ -134,6 +151,32 @@ func volumeOptions(cfg *spec.Config, v Volume) (pv, pvc []pulumi.ResourceOption)
 		}
 	}
 	return pv, pvc
+}
+
+// NodeIPPlaceholder stands for the address of a cluster node in the commands
+// for outside clients (the program cannot know it: `minikube ip` tells).
+const NodeIPPlaceholder = "<node-ip>"
+
+// ExternalMountCommand mounts the volume from outside the cluster through a
+// node's NodePort. The NodePort serves NFS and MOUNT on one port, so port=
+// and mountport= name it and mount.nfs asks no portmapper (port 111 of the
+// node is not the Service's; its portmapper is on the portmapper NodePort).
+func ExternalMountCommand(v Volume, nodeIP string, nodePort int) string {
+	opts := strings.Join(v.MountOptions, ",")
+	if v.ReadOnly {
+		opts += ",ro"
+	}
+	return fmt.Sprintf("mount -t nfs -o %s,port=%d,mountport=%d %s:%s /mnt/%s", opts, nodePort, nodePort, nodeIP, v.ExportPath, v.Name)
+}
+
+// NFSURL is the libnfs URL of the volume; a port of 0 leaves the ports to
+// the portmapper (a physical NAS on 111).
+func NFSURL(v Volume, host string, port int) string {
+	u := fmt.Sprintf("nfs://%s%s", host, v.ExportPath)
+	if port != 0 {
+		u += fmt.Sprintf("?nfsport=%d&mountport=%d", port, port)
+	}
+	return u
 }
 
 // MountCommand is the Linux command that mounts the volume like kubelet does.

@@ -98,6 +98,10 @@ func Deploy(ctx *pulumi.Context, cfg *spec.Config) (*Topology, error) {
 			"pvName":       s.VolumeName,
 			"pvcName":      pulumi.Sprintf("%s/%s", s.ClaimNamespace, s.ClaimName),
 			"mountCommand": s.MountCommand,
+			// From outside the cluster (dev: <node-ip> is `minikube ip`).
+			"externalMountCommand": s.ExternalMountCommand,
+			"nfsURL":               s.NFSURL,
+			"portmapperNodePort":   s.PortmapperNodePort,
 		}
 	}
 	topo.VolumeSpecDigest = VolumeSpecDigest(volumes)

@@ -144,7 +144,8 @@ func runWithConfig(t *testing.T, dir, stack string, cfg map[string]string) (*run
 		for _, s := range topo.Servers {
 			name := s.Volume.Name
 			resolved.Add(1)
-			pulumi.All(s.NFSAddress, s.NodePort, s.ExportPath, s.VolumeName, s.ClaimName, s.ClaimNamespace, s.MountCommand).
+			pulumi.All(s.NFSAddress, s.NodePort, s.ExportPath, s.VolumeName, s.ClaimName, s.ClaimNamespace, s.MountCommand,
+				s.ExternalMountCommand, s.NFSURL, s.PortmapperNodePort).
 				ApplyT(func(v []any) error {
 					defer resolved.Done()
 					mu.Lock()
@@ -152,6 +153,7 @@ func runWithConfig(t *testing.T, dir, stack string, cfg map[string]string) (*run
 					r.outputs[name] = map[string]any{
 						"nfsAddress": v[0], "nodePort": v[1], "exportPath": v[2], "volumeName": v[3],
 						"claimName": v[4], "claimNamespace": v[5], "mountCommand": v[6],
+						"externalMountCommand": v[7], "nfsURL": v[8], "portmapperNodePort": v[9],
 					}
 					return nil
 				})

@@ -432,3 +432,40 @@ func TestImagePullPolicyPerLoader(t *testing.T) {
 		})
 	}
 }
+
+// The outputs say how to mount from outside the cluster: the clusterIP of
+// mountCommand answers only inside it.
+func TestOutputsMountFromOutsideTheCluster(t *testing.T) {
+	cfg := committed(t)
+	dev, ocp := mustRun(t, "dev", nil), mustRun(t, "ocp", nil)
+	for _, s := range cfg.Servers {
+		p := cfg.Cluster.Servers[s.Name]
+		out := dev.outputs[s.Name]
+		opts := strings.Join(cfg.MountOptions, ",")
+		if s.ReadOnly {
+			opts += ",ro"
+		}
+		assert.Equal(t, fmt.Sprintf("mount -t nfs -o %s,port=%d,mountport=%d <node-ip>:%s /mnt/%s", opts, p.NodePort, p.NodePort, s.ExportPath, s.VolumeName),
+			out["externalMountCommand"], s.Name)
+		assert.NotContains(t, out["externalMountCommand"], p.ClusterIP, "the clusterIP is unreachable from outside")
+		assert.Equal(t, fmt.Sprintf("nfs://<node-ip>%s?nfsport=%d&mountport=%d", s.ExportPath, p.NodePort, p.NodePort), out["nfsURL"], s.Name)
+		assert.EqualValues(t, p.PortmapperNodePort, deref(out["portmapperNodePort"]), s.Name)
+
+		addr := cfg.External.Addresses[s.Name]
+		o := ocp.outputs[s.Name]
+		assert.Equal(t, o["mountCommand"], o["externalMountCommand"], "a physical NAS is mounted the same from anywhere")
+		assert.Contains(t, o["externalMountCommand"], addr+":"+s.ExportPath)
+		assert.Equal(t, "nfs://"+addr+s.ExportPath, o["nfsURL"])
+		assert.Nil(t, deref(o["portmapperNodePort"]))
+	}
+}
+
+func deref(v any) any {
+	if p, ok := v.(*int); ok {
+		if p == nil {
+			return nil
+		}
+		return *p
+	}
+	return v
+}

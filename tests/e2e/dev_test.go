@@ -144,6 +144,8 @@ func TestDevStackLifecycle(t *testing.T) {
 		assert.EqualValues(t, placement.Servers[name].NodePort, o["nodePort"], name)
 		assert.Equal(t, "nas-apps/"+name, o["pvcName"], name)
 		assert.Contains(t, o["mountCommand"], placement.Servers[name].ClusterIP+":/exports/", name)
+		assert.Contains(t, o["externalMountCommand"], fmt.Sprintf("port=%d,mountport=%d <node-ip>:/exports/", placement.Servers[name].NodePort, placement.Servers[name].NodePort), name)
+		assert.EqualValues(t, placement.Servers[name].PortmapperNodePort, o["portmapperNodePort"], name)
 	}
 
 	// A shared PV field edited in Pulumi.yaml: the deployed dev stack plans to
