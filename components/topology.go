@@ -2,6 +2,7 @@ package components
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 
@@ -10,6 +11,7 @@ import (
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
+	"github.com/nas-topology/nas-topology/components/preflight"
 	"github.com/nas-topology/nas-topology/components/spec"
 )
 
@@ -37,12 +39,38 @@ func Run(ctx *pulumi.Context, projectDir string) (*Topology, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := runPreflight(ctx, cfg); err != nil {
+		return nil, err
+	}
 	if cfg.Target == spec.TargetCluster {
 		if cfg.Cluster.Image, err = resolveImage(ctx, cfg.Cluster); err != nil {
 			return nil, err
 		}
 	}
 	return Deploy(ctx, cfg)
+}
+
+// LookupEnv is how the preflight checks read the environment (KUBECONFIG,
+// HOME); tests replace it.
+var LookupEnv = os.LookupEnv
+
+// runPreflight checks what the stack needs from this machine (the image
+// loader's tool, the kube context). A preview reports every check, and a
+// failed one as a warning, so that an offline preview (`make parity`, an
+// operator planning production without its context) still runs; `up` stops
+// at the first failure with its one sentence.
+func runPreflight(ctx *pulumi.Context, cfg *spec.Config) error {
+	checks := preflight.Run(cfg, LookupEnv)
+	if !ctx.DryRun() {
+		return preflight.First(checks)
+	}
+	_ = ctx.Log.Info(preflight.Summary(checks), nil)
+	for _, c := range checks {
+		if c.Err != nil {
+			_ = ctx.Log.Warn(c.Err.Error()+" (`pulumi up` will stop here)", nil)
+		}
+	}
+	return nil
 }
 
 // Topology is what Deploy registered.

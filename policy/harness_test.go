@@ -100,7 +100,10 @@ func runProgram(t *testing.T, stack string) programRun {
 	err = pulumi.RunErr(func(ctx *pulumi.Context) error {
 		_, err := components.Run(ctx, dir)
 		return err
-	}, pulumi.WithMocks(spec.Namespace, stack, rec), func(info *pulumi.RunInfo) { info.Config = maps.Clone(cfg) })
+	}, pulumi.WithMocks(spec.Namespace, stack, rec), func(info *pulumi.RunInfo) {
+		info.Config = maps.Clone(cfg)
+		info.DryRun = true // a preview: the pack runs there first (and the preflight only warns)
+	})
 	require.NoError(t, err)
 	rec.mu.Lock()
 	defer rec.mu.Unlock()

@@ -129,10 +129,16 @@ func runEditedProject(t *testing.T, stack string, edit func(shared map[string]st
 
 func runWithConfig(t *testing.T, dir, stack string, cfg map[string]string) (*run, error) {
 	t.Helper()
-	r := &run{recorder: &recorder{}, outputs: map[string]map[string]any{}}
 	// A preview (DryRun): the nasd image is built, as in `pulumi preview`, but
 	// never loaded into a cluster.
-	withConfig := func(info *pulumi.RunInfo) { info.Config = maps.Clone(cfg); info.DryRun = true }
+	return runMode(t, dir, stack, cfg, true)
+}
+
+// runMode runs the program as a preview (dryRun) or an update.
+func runMode(t *testing.T, dir, stack string, cfg map[string]string, dryRun bool) (*run, error) {
+	t.Helper()
+	r := &run{recorder: &recorder{}, outputs: map[string]map[string]any{}}
+	withConfig := func(info *pulumi.RunInfo) { info.Config = maps.Clone(cfg); info.DryRun = dryRun }
 	var mu sync.Mutex
 	var resolved sync.WaitGroup // applies are not awaited by RunErr
 	err := pulumi.RunErr(func(ctx *pulumi.Context) error {
