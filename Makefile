@@ -81,11 +81,11 @@ preview-ocp: stacks
 
 ## parity: the real previews of dev and ocp plan identical PVs/PVCs but for nfs.server (needs pulumi; no cluster)
 parity:
-	tests/parity/preview.sh
+	tools/parity/preview.sh
 
 ## drift: PV/PVC fields where live production differs from the shared definition (needs the ocp cluster)
 drift: stacks
-	$(PULUMI) preview --stack ocp --config-file $(call STACKCONF,ocp) --refresh --json --non-interactive $(ARGS) | $(GO) run ./tests/parity/cmd/driftreport
+	$(PULUMI) preview --stack ocp --config-file $(call STACKCONF,ocp) --refresh --json --non-interactive $(ARGS) | $(GO) run ./tools/parity/cmd/driftreport
 
 ## e2e: real pulumi CLI + Kubernetes provider + local API server (../shared/toolchain)
 e2e:

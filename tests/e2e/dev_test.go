@@ -17,7 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/nas-topology/nas-topology/components/spec"
-	"github.com/nas-topology/nas-topology/tests/parity"
+	"github.com/nas-topology/nas-topology/tools/parity"
 )
 
 // serverNames are the servers of the repository's Pulumi.yaml, the project

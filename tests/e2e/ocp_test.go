@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/nas-topology/nas-topology/tests/parity"
+	"github.com/nas-topology/nas-topology/tools/parity"
 )
 
 // fixture: production's PVs/PVCs as plain manifests, kept equal to the ocp
@@ -132,7 +132,7 @@ func TestOCPAdoptsProtectsAndReportsDrift(t *testing.T) {
 func driftReport(t *testing.T, p *project) (string, int) {
 	t.Helper()
 	plan := p.previewJSON("ocp", "--refresh")
-	cmd := exec.Command("go", "run", "./tests/parity/cmd/driftreport")
+	cmd := exec.Command("go", "run", "./tools/parity/cmd/driftreport")
 	cmd.Dir = repoRoot
 	cmd.Stdin = bytes.NewReader(plan)
 	out, _ := cmd.CombinedOutput()

@@ -14,10 +14,10 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// The check users run: `make parity` (tests/parity/preview.sh) on the real
+// The check users run: `make parity` (tools/parity/preview.sh) on the real
 // previews of both stacks, with no cluster.
 func TestParityOfTheRealPreviews(t *testing.T) {
-	cmd := exec.Command(filepath.Join(repoRoot, "tests/parity/preview.sh"))
+	cmd := exec.Command(filepath.Join(repoRoot, "tools/parity/preview.sh"))
 	cmd.Dir = repoRoot
 	out, err := cmd.CombinedOutput()
 	require.NoError(t, err, "%s", out)
@@ -39,7 +39,7 @@ func TestParityCheckShowsAReadableDiff(t *testing.T) {
 		}
 		require.NoError(t, os.WriteFile(filepath.Join(dir, stack+".json"), plan, 0o644))
 	}
-	cmd := exec.Command("go", "run", "./tests/parity/cmd/paritycheck", filepath.Join(dir, "dev.json"), filepath.Join(dir, "ocp.json"))
+	cmd := exec.Command("go", "run", "./tools/parity/cmd/paritycheck", filepath.Join(dir, "dev.json"), filepath.Join(dir, "ocp.json"))
 	cmd.Dir = repoRoot
 	out, err := cmd.CombinedOutput()
 	require.Error(t, err)

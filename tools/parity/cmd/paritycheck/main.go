@@ -10,7 +10,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/nas-topology/nas-topology/tests/parity"
+	"github.com/nas-topology/nas-topology/tools/parity"
 )
 
 func main() {

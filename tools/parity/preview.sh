@@ -24,4 +24,4 @@ for stack in dev ocp; do
     exit 2
   fi
 done
-go run ./tests/parity/cmd/paritycheck "$work/dev.json" "$work/ocp.json"
+go run ./tools/parity/cmd/paritycheck "$work/dev.json" "$work/ocp.json"

@@ -9,7 +9,7 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/nas-topology/nas-topology/tests/parity"
+	"github.com/nas-topology/nas-topology/tools/parity"
 )
 
 func main() {
