@@ -174,7 +174,7 @@ func DeploymentArgs(namespace string, srv spec.Server, c *spec.Cluster) *appsv1.
 						},
 						VolumeMounts: corev1.VolumeMountArray{
 							// Only output servers write back to Windows.
-							&corev1.VolumeMountArgs{Name: pulumi.String("windows"), MountPath: pulumi.String(windowsMount), ReadOnly: pulumi.Bool(srv.Role != spec.RoleOutput)},
+							&corev1.VolumeMountArgs{Name: pulumi.String("windows"), MountPath: pulumi.String(windowsMount), ReadOnly: pulumi.Bool(!srv.Role.WritesWindows())},
 							&corev1.VolumeMountArgs{Name: pulumi.String("data"), MountPath: pulumi.String(dataMount)},
 							&corev1.VolumeMountArgs{Name: pulumi.String(handleKeyVolume), MountPath: pulumi.String(handleKeyDir), ReadOnly: pulumi.Bool(true)},
 						},

@@ -9,6 +9,8 @@ import (
 	"github.com/blang/semver"
 	"github.com/pulumi/pulumi/sdk/v3/go/property"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi/policyx"
+
+	"github.com/nas-topology/nas-topology/components/spec"
 )
 
 // Name and Version of the pack, as `pulumi preview` prints them.
@@ -84,7 +86,7 @@ var resourceRules = []resourceRule{
 var stackRules = []stackRule{
 	{
 		name:        "nas-service-node-ports",
-		description: fmt.Sprintf("Every fixed Service nodePort is inside %d-%d and unique in the stack.", nodePortMin, nodePortMax),
+		description: fmt.Sprintf("Every fixed Service nodePort is inside %d-%d and unique in the stack.", spec.NodePortMin, spec.NodePortMax),
 		check:       checkNodePorts,
 	},
 	{

@@ -7,13 +7,8 @@ import (
 	"strings"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi/policyx"
-)
 
-// NodePort range of kube-apiserver's default --service-node-port-range
-// (Minikube, OpenShift and the test control plane use it).
-const (
-	nodePortMin = 30000
-	nodePortMax = 32767
+	"github.com/nas-topology/nas-topology/components/spec"
 )
 
 // inOrder is the resources sorted by URN, so that of two clashing resources
@@ -57,8 +52,8 @@ func checkNodePorts(rs []policyx.AnalyzerResource, c *checker) {
 			}
 			port := int(np.v.AsNumber())
 			switch other, dup := seen[port]; {
-			case port < nodePortMin || port > nodePortMax:
-				c.failf("%s %d is outside the NodePort range %d-%d", np.path, port, nodePortMin, nodePortMax)
+			case port < spec.NodePortMin || port > spec.NodePortMax:
+				c.failf("%s %d is outside the NodePort range %d-%d", np.path, port, spec.NodePortMin, spec.NodePortMax)
 			case dup:
 				c.failf("%s %d is also the node port of %s", np.path, port, other)
 			default:

@@ -6,15 +6,16 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/nas-topology/nas-topology/components/kinds"
 	"github.com/nas-topology/nas-topology/components/spec"
 )
 
 // Type tokens of the Kubernetes resources the rules look at.
 const (
-	typePV      = "kubernetes:core/v1:PersistentVolume"
-	typePVC     = "kubernetes:core/v1:PersistentVolumeClaim"
-	typeService = "kubernetes:core/v1:Service"
-	typePod     = "kubernetes:core/v1:Pod"
+	typePV      = kinds.PersistentVolume
+	typePVC     = kinds.PersistentVolumeClaim
+	typeService = kinds.Service
+	typePod     = kinds.Pod
 )
 
 // nfsPV recognises a PersistentVolume with an nfs source and finds its server

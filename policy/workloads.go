@@ -9,6 +9,7 @@ import (
 
 	"github.com/pulumi/pulumi/sdk/v3/go/property"
 
+	"github.com/nas-topology/nas-topology/components/kinds"
 	"github.com/nas-topology/nas-topology/components/spec"
 )
 
@@ -22,7 +23,7 @@ const (
 
 // podTemplates says where each workload type keeps its pod template.
 var podTemplates = map[string][]string{
-	"kubernetes:apps/v1:Deployment":  {"spec", "template"},
+	kinds.Deployment:                 {"spec", "template"},
 	"kubernetes:apps/v1:StatefulSet": {"spec", "template"},
 	"kubernetes:apps/v1:DaemonSet":   {"spec", "template"},
 	"kubernetes:apps/v1:ReplicaSet":  {"spec", "template"},
@@ -211,7 +212,7 @@ func checkNasdExport(in input, c *checker) {
 			c.failf("nasd --%s is %q (%s), %s says %q", k, got, args.path, src, want[k])
 		}
 	}
-	readOnly := srv.ReadOnly || srv.Role == spec.RoleBackup || w.label(labelRole) == string(spec.RoleBackup)
+	readOnly := srv.ReadOnly || srv.Role.ReadOnly() || spec.Role(w.label(labelRole)).ReadOnly()
 	if !readOnly {
 		return
 	}

@@ -5,6 +5,12 @@
 // beyond reading the project file for the override guard.
 package spec
 
+import (
+	"slices"
+
+	"github.com/nas-topology/nas-topology/nasimage/image"
+)
+
 // Namespace is the Pulumi config namespace: the project name.
 const Namespace = "nas-topology"
 
@@ -17,8 +23,21 @@ const (
 	RoleOutput Role = "output" // apps write results; both ways
 )
 
-// Roles lists the valid roles, in the order used in messages.
+// Roles lists the valid roles, in the order used in messages. What each
+// role means is said once, here, by the methods below; the program, the
+// policy pack and nasd's flags ask them.
 var Roles = []Role{RoleInput, RoleBackup, RoleOutput}
+
+// Valid reports whether r is one of Roles.
+func (r Role) Valid() bool { return slices.Contains(Roles, r) }
+
+// ReadOnly reports whether servers of the role are read-only in production
+// (the backup): the PV, the export and the Windows side are never written.
+func (r Role) ReadOnly() bool { return r == RoleBackup }
+
+// WritesWindows reports whether nasd syncs NFS writes back to the Windows
+// directory (output), so the hostPath is mounted writable.
+func (r Role) WritesWindows() bool { return r == RoleOutput }
 
 // Target says where the NFS servers of a stack live.
 type Target string
@@ -149,8 +168,12 @@ const (
 	DefaultServiceCIDR     = "10.96.0.0/12" // Minikube's and kube-apiserver's default
 	DefaultExportSizeLimit = "500Mi"
 	DefaultRunAsUser       = 65532
-	DefaultImageLoader     = "minikube"
+	DefaultImageLoader     = image.LoaderMinikube
 )
 
-// ImageLoaders are the valid cluster.imageLoader values.
-var ImageLoaders = []string{"minikube", "containerd", "registry", "none"}
+// NodePortMin and NodePortMax bound a Service nodePort (kube-apiserver's
+// default --service-node-port-range, Minikube's too).
+const (
+	NodePortMin = 30000
+	NodePortMax = 32767
+)

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/nas-topology/nas-topology/nasimage/image"
 )
 
 var (
@@ -23,11 +25,6 @@ var (
 )
 
 var accessModes = []string{"ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod"}
-
-const (
-	nodePortMin = 30000
-	nodePortMax = 32767
-)
 
 func validate(c *Config, e *errs) {
 	validateShared(&c.Shared, e)
@@ -84,7 +81,7 @@ func validateShared(s *Shared, e *errs) {
 		} else {
 			seen[srv.Name] = i
 		}
-		if !slices.Contains(Roles, srv.Role) {
+		if !srv.Role.Valid() {
 			e.add(f("role"), "unknown role %q: want one of %v", srv.Role, Roles)
 		}
 		switch {
@@ -118,8 +115,8 @@ func validateShared(s *Shared, e *errs) {
 				e.add(fmt.Sprintf("%s[%d]", f("accessModes"), k), "%s on a read-only export: use ReadOnlyMany", m)
 			}
 		}
-		if srv.Role == RoleBackup && !srv.ReadOnly {
-			e.add(f("readOnly"), "must be true for the backup server %q: the backup NAS is read-only in production", srv.Name)
+		if srv.Role.ReadOnly() && !srv.ReadOnly {
+			e.add(f("readOnly"), "must be true for the %s server %q: the %s NAS is read-only in production", srv.Role, srv.Name, srv.Role)
 		}
 		if !dnsSubdomain.MatchString(srv.VolumeName) {
 			e.add(f("volumeName"), "%q is not a valid PersistentVolume name", srv.VolumeName)
@@ -166,11 +163,11 @@ func validateCluster(c *Cluster, servers []Server, e *errs) {
 		e.add(key+".windowsRoot", "%q must be an absolute path inside the node (e.g. /mnt/windows)", c.WindowsRoot)
 	}
 	switch {
-	case !slices.Contains(ImageLoaders, c.ImageLoader):
-		e.add(key+".imageLoader", "unknown image loader %q: want one of %v", c.ImageLoader, ImageLoaders)
-	case c.ImageLoader == "registry" && c.ImageRegistry == "":
+	case !slices.Contains(image.Loaders, c.ImageLoader):
+		e.add(key+".imageLoader", "unknown image loader %q: want one of %v", c.ImageLoader, image.Loaders)
+	case c.ImageLoader == image.LoaderRegistry && c.ImageRegistry == "":
 		e.add(key+".imageRegistry", "is required with imageLoader registry (e.g. localhost:5000)")
-	case c.Image != "" && c.ImageLoader != "none":
+	case c.Image != "" && c.ImageLoader != image.LoaderNone:
 		e.add(key+".image", "a prebuilt image is only used with imageLoader none; with %q the image is built from nasimage/ (remove image, or set imageLoader: none)", c.ImageLoader)
 	}
 	if strings.ContainsAny(c.Image, " \t\n") {
@@ -215,8 +212,8 @@ func validateCluster(c *Cluster, servers []Server, e *errs) {
 			port  int
 		}{{"nodePort", cs.NodePort}, {"portmapperNodePort", cs.PortmapperNodePort}} {
 			field, port := np.field, np.port
-			if port < nodePortMin || port > nodePortMax {
-				e.add(f(field), "%d is outside the NodePort range %d-%d", port, nodePortMin, nodePortMax)
+			if port < NodePortMin || port > NodePortMax {
+				e.add(f(field), "%d is outside the NodePort range %d-%d", port, NodePortMin, NodePortMax)
 			} else if other, dup := ports[port]; dup {
 				e.add(f(field), "duplicate node port %d (also %s)", port, other)
 			} else {

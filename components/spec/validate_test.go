@@ -310,3 +310,20 @@ func TestMisspeltKeyNextToTheRightOne(t *testing.T) {
 	require.ErrorContains(t, err, `unknown key "nme": did you mean "name"?`)
 	require.ErrorContains(t, err, `"Not_A_Name" is not a valid server name`)
 }
+
+// What each role means, said once (spec.Role methods) and asked everywhere.
+func TestRoles(t *testing.T) {
+	for _, tc := range []struct {
+		role                   Role
+		valid, ro, writesWinds bool
+	}{
+		{RoleInput, true, false, false},
+		{RoleBackup, true, true, false},
+		{RoleOutput, true, false, true},
+		{"archive", false, false, false},
+	} {
+		assert.Equal(t, tc.valid, tc.role.Valid(), tc.role)
+		assert.Equal(t, tc.ro, tc.role.ReadOnly(), tc.role)
+		assert.Equal(t, tc.writesWinds, tc.role.WritesWindows(), tc.role)
+	}
+}

@@ -10,12 +10,14 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+
+	"github.com/nas-topology/nas-topology/components/kinds"
 )
 
 // Volume types compared, by Pulumi type token.
 const (
-	TypePV  = "kubernetes:core/v1:PersistentVolume"
-	TypePVC = "kubernetes:core/v1:PersistentVolumeClaim"
+	TypePV  = kinds.PersistentVolume
+	TypePVC = kinds.PersistentVolumeClaim
 )
 
 // Exempt is the one field allowed to differ: where the NFS server is.
