@@ -5,10 +5,8 @@ package components
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 
-	appsv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/apps/v1"
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
@@ -22,6 +20,9 @@ const NasServerType = "nas:index:NasServer"
 type NasServerArgs struct {
 	Config *spec.Config // the validated stack config (shared + environment)
 	Server spec.Server  // the server, one of Config.Servers
+	// Placement is where the server runs (nil: PlacementFor(Config)); Deploy
+	// passes the one it prepared.
+	Placement Placement
 	// DependsOn orders the children after e.g. the namespaces they live in.
 	DependsOn []pulumi.Resource
 }
@@ -61,44 +62,23 @@ func NewNasServer(ctx *pulumi.Context, name string, args *NasServerArgs, opts ..
 	child := []pulumi.ResourceOption{pulumi.Parent(s), pulumi.DependsOn(args.DependsOn)}
 	srv := args.Server
 
-	var nfsServer pulumi.StringOutput
-	switch args.Config.Target {
-	case spec.TargetCluster:
-		c := args.Config.Cluster
-		cs := c.Servers[srv.Name]
-		ns := args.Config.NasNamespace
-		svc, err := corev1.NewService(ctx, name, ServiceArgs(ns, srv, cs), child...)
-		if err != nil {
-			return nil, err
+	place := args.Placement
+	if place == nil {
+		var err error
+		if place, err = PlacementFor(args.Config); err != nil {
+			return nil, fmt.Errorf("NasServer %s: %w", name, err)
 		}
-		key, err := newHandleKeySecret(ctx, ns, srv, child)
-		if err != nil {
-			return nil, err
-		}
-		// The pod cannot start without its key: create the Secret first.
-		deployOpts := append(slices.Clone(child), pulumi.DependsOn([]pulumi.Resource{key}))
-		if _, err := appsv1.NewDeployment(ctx, name, DeploymentArgs(ns, srv, c), deployOpts...); err != nil {
-			return nil, err
-		}
-		// The PV follows the Service's clusterIP output (not the config literal),
-		// so it is created after the Service that owns the address.
-		nfsServer = svc.Spec.ClusterIP().Elem()
-		s.NodePort = pulumi.IntPtr(cs.NodePort).ToIntPtrOutput()
-		s.PortmapperNodePort = pulumi.IntPtr(cs.PortmapperNodePort).ToIntPtrOutput()
-		s.ExternalMountCommand = pulumi.String(ExternalMountCommand(s.Volume, NodeIPPlaceholder, cs.NodePort)).ToStringOutput()
-		s.NFSURL = pulumi.String(NFSURL(s.Volume, NodeIPPlaceholder, cs.NodePort)).ToStringOutput()
-	case spec.TargetExternal:
-		nfsServer = pulumi.String(args.Config.External.Addresses[srv.Name]).ToStringOutput()
-		addr := args.Config.External.Addresses[srv.Name]
-		s.NodePort = pulumi.ToOutput((*int)(nil)).(pulumi.IntPtrOutput) // a physical NAS has no NodePort
-		s.PortmapperNodePort = s.NodePort
-		s.ExternalMountCommand = pulumi.String(MountCommand(s.Volume, addr)).ToStringOutput()
-		s.NFSURL = pulumi.String(NFSURL(s.Volume, addr, 0)).ToStringOutput()
-	default:
-		return nil, fmt.Errorf("NasServer %s: unknown target %q", name, args.Config.Target)
 	}
+	served, err := place.Serve(ctx, srv, s.Volume, child)
+	if err != nil {
+		return nil, err
+	}
+	nfsServer := served.NFSServer
+	s.NodePort, s.PortmapperNodePort = served.NodePort, served.PortmapperNodePort
+	s.ExternalMountCommand = pulumi.String(served.ExternalMountCommand).ToStringOutput()
+	s.NFSURL = pulumi.String(served.NFSURL).ToStringOutput()
 
-	pvOpts, pvcOpts := volumeOptions(args.Config, s.Volume)
+	pvOpts, pvcOpts := place.VolumeOptions(s.Volume)
 	pv, err := corev1.NewPersistentVolume(ctx, name, s.Volume.PersistentVolumeArgs(nfsServer), append(child, pvOpts...)...)
 	if err != nil {
 		return nil, err
@@ -129,28 +109,6 @@ func NewNasServer(ctx *pulumi.Context, name string, args *NasServerArgs, opts ..
 		"nfsURL":               s.NFSURL,
 		"portmapperNodePort":   s.PortmapperNodePort,
 	})
-}
-
-// volumeOptions are the resource options of a PV and its PVC. Production
-// volumes (target external) can be adopted (imported by their Kubernetes
-// IDs: PV name, PVC namespace/name) and are protected by default: Protect
-// makes any delete or replacement fail at preview, RetainOnDelete keeps the
-// objects in the cluster when they leave the stack. DeleteBeforeReplace is
-// never used for volumes.
-func volumeOptions(cfg *spec.Config, v Volume) (pv, pvc []pulumi.ResourceOption) {
-	if cfg.Target != spec.TargetExternal {
-		return nil, nil
-	}
-	if cfg.External.Adopt {
-		pv = append(pv, pulumi.Import(pulumi.ID(v.Name)))
-		pvc = append(pvc, pulumi.Import(pulumi.ID(v.Claim.Namespace+"/"+v.Claim.Name)))
-	}
-	if cfg.External.Protected() {
-		for _, opts := range []*[]pulumi.ResourceOption{&pv, &pvc} {
-			*opts = append(*opts, pulumi.Protect(true), pulumi.RetainOnDelete(true))
-		}
-	}
-	return pv, pvc
 }
 
 // NodeIPPlaceholder stands for the address of a cluster node in the commands

@@ -42,12 +42,14 @@ func Run(ctx *pulumi.Context, projectDir string) (*Topology, error) {
 	if err := runPreflight(ctx, cfg); err != nil {
 		return nil, err
 	}
-	if cfg.Target == spec.TargetCluster {
-		if cfg.Cluster.Image, err = resolveImage(ctx, cfg.Cluster); err != nil {
-			return nil, err
-		}
+	place, err := PlacementFor(cfg)
+	if err != nil {
+		return nil, err
 	}
-	return Deploy(ctx, cfg)
+	if err := place.Prepare(ctx); err != nil {
+		return nil, err
+	}
+	return DeployTo(ctx, cfg, place)
 }
 
 // LookupEnv is how the preflight checks read the environment (KUBECONFIG,
@@ -81,7 +83,17 @@ type Topology struct {
 
 // Deploy registers the whole topology of a validated config: the Kubernetes
 // provider, the namespaces it owns, one NasServer per server, stack outputs.
+// The placement is the config's, unprepared (the image is cfg.Cluster.Image).
 func Deploy(ctx *pulumi.Context, cfg *spec.Config) (*Topology, error) {
+	place, err := PlacementFor(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return DeployTo(ctx, cfg, place)
+}
+
+// DeployTo is Deploy with a prepared placement.
+func DeployTo(ctx *pulumi.Context, cfg *spec.Config, place Placement) (*Topology, error) {
 	providerArgs := &kubernetes.ProviderArgs{}
 	if cfg.KubeContext != "" {
 		providerArgs.Context = pulumi.String(cfg.KubeContext)
@@ -94,7 +106,7 @@ func Deploy(ctx *pulumi.Context, cfg *spec.Config) (*Topology, error) {
 
 	var namespaces []pulumi.Resource
 	if cfg.ManageNamespaces {
-		for _, name := range namespaceNames(cfg) {
+		for _, name := range namespaceNames(cfg, place) {
 			ns, err := corev1.NewNamespace(ctx, name, &corev1.NamespaceArgs{
 				Metadata: &metav1.ObjectMetaArgs{
 					Name:   pulumi.String(name),
@@ -112,7 +124,7 @@ func Deploy(ctx *pulumi.Context, cfg *spec.Config) (*Topology, error) {
 	servers := pulumi.Map{}
 	volumes := make([]Volume, 0, len(cfg.Servers))
 	for _, srv := range cfg.Servers {
-		s, err := NewNasServer(ctx, srv.Name, &NasServerArgs{Config: cfg, Server: srv, DependsOn: namespaces},
+		s, err := NewNasServer(ctx, srv.Name, &NasServerArgs{Config: cfg, Server: srv, Placement: place, DependsOn: namespaces},
 			pulumi.Providers(provider))
 		if err != nil {
 			return nil, err
@@ -140,12 +152,9 @@ func Deploy(ctx *pulumi.Context, cfg *spec.Config) (*Topology, error) {
 }
 
 // namespaceNames are the namespaces a stack with ManageNamespaces creates: the
-// NAS servers' (cluster target only) and every claim namespace, sorted.
-func namespaceNames(cfg *spec.Config) []string {
-	var names []string
-	if cfg.Target == spec.TargetCluster {
-		names = append(names, cfg.NasNamespace)
-	}
+// placement's and every claim namespace, sorted.
+func namespaceNames(cfg *spec.Config, place Placement) []string {
+	names := slices.Clone(place.Namespaces())
 	for _, s := range cfg.Servers {
 		names = append(names, s.Claim.Namespace)
 	}

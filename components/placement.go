@@ -1,0 +1,136 @@
+package components
+
+import (
+	"fmt"
+	"slices"
+
+	appsv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/apps/v1"
+	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/nas-topology/nas-topology/components/spec"
+)
+
+// Placement is where a stack's NFS servers are: chosen once from the config
+// (PlacementFor), then asked by everything that differs by placement, so no
+// other code switches on the target. A third placement is a third type.
+type Placement interface {
+	// Prepare runs once before any server is registered (the cluster
+	// placement builds and loads the nasd image).
+	Prepare(ctx *pulumi.Context) error
+	// Namespaces are the namespaces of the placement itself that a stack
+	// with ManageNamespaces creates (the claims' are added by Deploy).
+	Namespaces() []string
+	// Serve registers what serves one server, children of its component,
+	// and says where its PV points and how outside clients reach it.
+	Serve(ctx *pulumi.Context, srv spec.Server, v Volume, child []pulumi.ResourceOption) (Served, error)
+	// VolumeOptions are the resource options of a server's PV and PVC.
+	VolumeOptions(v Volume) (pv, pvc []pulumi.ResourceOption)
+}
+
+// Served is what a placement gives a NasServer for one server.
+type Served struct {
+	NFSServer            pulumi.StringOutput // the PV's nfs.server
+	NodePort             pulumi.IntPtrOutput // nil output where there is none
+	PortmapperNodePort   pulumi.IntPtrOutput
+	ExternalMountCommand string
+	NFSURL               string
+}
+
+// PlacementFor is the one place the target of a config is switched on.
+func PlacementFor(cfg *spec.Config) (Placement, error) {
+	switch cfg.Target {
+	case spec.TargetCluster:
+		return &inCluster{namespace: cfg.NasNamespace, cluster: cfg.Cluster}, nil
+	case spec.TargetExternal:
+		return &external{cfg: cfg.External}, nil
+	}
+	return nil, fmt.Errorf("unknown target %q", cfg.Target)
+}
+
+// inCluster runs nasd in the cluster (dev): per server a Service with a
+// fixed clusterIP and node ports, a handle key Secret and a Deployment.
+type inCluster struct {
+	namespace string
+	cluster   *spec.Cluster
+}
+
+func (p *inCluster) Prepare(ctx *pulumi.Context) error {
+	img, err := resolveImage(ctx, p.cluster)
+	if err != nil {
+		return err
+	}
+	p.cluster.Image = img
+	return nil
+}
+
+func (p *inCluster) Namespaces() []string { return []string{p.namespace} }
+
+func (p *inCluster) Serve(ctx *pulumi.Context, srv spec.Server, v Volume, child []pulumi.ResourceOption) (Served, error) {
+	cs := p.cluster.Servers[srv.Name]
+	svc, err := corev1.NewService(ctx, srv.Name, ServiceArgs(p.namespace, srv, cs), child...)
+	if err != nil {
+		return Served{}, err
+	}
+	key, err := newHandleKeySecret(ctx, p.namespace, srv, child)
+	if err != nil {
+		return Served{}, err
+	}
+	// The pod cannot start without its key: create the Secret first.
+	deployOpts := append(slices.Clone(child), pulumi.DependsOn([]pulumi.Resource{key}))
+	if _, err := appsv1.NewDeployment(ctx, srv.Name, DeploymentArgs(p.namespace, srv, p.cluster), deployOpts...); err != nil {
+		return Served{}, err
+	}
+	return Served{
+		// The PV follows the Service's clusterIP output (not the config
+		// literal), so it is created after the Service that owns the address.
+		NFSServer:            svc.Spec.ClusterIP().Elem(),
+		NodePort:             pulumi.IntPtr(cs.NodePort).ToIntPtrOutput(),
+		PortmapperNodePort:   pulumi.IntPtr(cs.PortmapperNodePort).ToIntPtrOutput(),
+		ExternalMountCommand: ExternalMountCommand(v, NodeIPPlaceholder, cs.NodePort),
+		NFSURL:               NFSURL(v, NodeIPPlaceholder, cs.NodePort),
+	}, nil
+}
+
+// Dev volumes are disposable: a destroy removes them.
+func (p *inCluster) VolumeOptions(Volume) (pv, pvc []pulumi.ResourceOption) { return nil, nil }
+
+// external points at physical NAS devices (production): only the PV/PVC.
+type external struct {
+	cfg *spec.External
+}
+
+func (p *external) Prepare(*pulumi.Context) error { return nil }
+
+// Production namespaces exist (the claims' only are ours to create, if at all).
+func (p *external) Namespaces() []string { return nil }
+
+func (p *external) Serve(_ *pulumi.Context, srv spec.Server, v Volume, _ []pulumi.ResourceOption) (Served, error) {
+	addr := p.cfg.Addresses[srv.Name]
+	none := pulumi.ToOutput((*int)(nil)).(pulumi.IntPtrOutput) // a physical NAS has no NodePort
+	return Served{
+		NFSServer:            pulumi.String(addr).ToStringOutput(),
+		NodePort:             none,
+		PortmapperNodePort:   none,
+		ExternalMountCommand: MountCommand(v, addr), // the same from anywhere
+		NFSURL:               NFSURL(v, addr, 0),
+	}, nil
+}
+
+// VolumeOptions: production volumes can be adopted (imported by their
+// Kubernetes IDs: PV name, PVC namespace/name) and are protected by default:
+// Protect makes any delete or replacement fail at preview, RetainOnDelete
+// keeps the objects in the cluster when they leave the stack.
+// DeleteBeforeReplace is never used for them.
+func (p *external) VolumeOptions(v Volume) (pv, pvc []pulumi.ResourceOption) {
+	if p.cfg.Adopt {
+		pv = append(pv, pulumi.Import(pulumi.ID(v.Name)))
+		pvc = append(pvc, pulumi.Import(pulumi.ID(v.Claim.Namespace+"/"+v.Claim.Name)))
+	}
+	if p.cfg.Protected() {
+		for _, opts := range []*[]pulumi.ResourceOption{&pv, &pvc} {
+			*opts = append(*opts, pulumi.Protect(true), pulumi.RetainOnDelete(true))
+		}
+	}
+	return pv, pvc
+}
