@@ -79,12 +79,15 @@ func NewNasServer(ctx *pulumi.Context, name string, args *NasServerArgs, opts ..
 	s.NFSURL = pulumi.String(served.NFSURL).ToStringOutput()
 
 	pvOpts, pvcOpts := place.VolumeOptions(s.Volume)
+	pvOpts = append(pvOpts, pulumi.ReplaceOnChanges(PVReplaceOnChanges))
 	pv, err := corev1.NewPersistentVolume(ctx, name, s.Volume.PersistentVolumeArgs(nfsServer), append(child, pvOpts...)...)
 	if err != nil {
 		return nil, err
 	}
-	// The claim waits for its volume: binding by volumeName needs the PV.
-	pvcOpts = append(pvcOpts, pulumi.DependsOn([]pulumi.Resource{pv}))
+	// The claim waits for its volume (binding by volumeName needs the PV) and
+	// is replaced with it: a claim bound to a deleted volume is Lost.
+	pvcOpts = append(pvcOpts, pulumi.DependsOn([]pulumi.Resource{pv}),
+		pulumi.ReplaceOnChanges(PVCReplaceOnChanges), pulumi.ReplaceWith([]pulumi.Resource{pv}))
 	if _, err := corev1.NewPersistentVolumeClaim(ctx, name, s.Volume.ClaimArgs(), append(child, pvcOpts...)...); err != nil {
 		return nil, err
 	}

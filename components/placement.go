@@ -24,7 +24,9 @@ type Placement interface {
 	// Serve registers what serves one server, children of its component,
 	// and says where its PV points and how outside clients reach it.
 	Serve(ctx *pulumi.Context, srv spec.Server, v Volume, child []pulumi.ResourceOption) (Served, error)
-	// VolumeOptions are the resource options of a server's PV and PVC.
+	// VolumeOptions are the resource options of a server's PV and PVC,
+	// besides ReplaceOnChanges (the same everywhere: what Kubernetes cannot
+	// change in place) and the PVC's ReplaceWith its PV.
 	VolumeOptions(v Volume) (pv, pvc []pulumi.ResourceOption)
 }
 
@@ -92,8 +94,12 @@ func (p *inCluster) Serve(ctx *pulumi.Context, srv spec.Server, v Volume, child 
 	}, nil
 }
 
-// Dev volumes are disposable: a destroy removes them.
-func (p *inCluster) VolumeOptions(Volume) (pv, pvc []pulumi.ResourceOption) { return nil, nil }
+// Dev volumes are disposable: a destroy removes them, and a change Kubernetes
+// cannot make in place deletes the PVC, then the PV, and creates both anew
+// (their names are fixed: a replacement cannot be created next to the old one).
+func (p *inCluster) VolumeOptions(Volume) (pv, pvc []pulumi.ResourceOption) {
+	return []pulumi.ResourceOption{pulumi.DeleteBeforeReplace(true)}, []pulumi.ResourceOption{pulumi.DeleteBeforeReplace(true)}
+}
 
 // external points at physical NAS devices (production): only the PV/PVC.
 type external struct {

@@ -113,6 +113,21 @@ func (v Volume) ClaimArgs() *corev1.PersistentVolumeClaimArgs {
 	}
 }
 
+// Fields of a PV and a PVC that Kubernetes cannot change in place. A PV's
+// volume source (nfs: server, path, readOnly) is immutable; a PVC's spec is
+// immutable but for requests.storage, and growing that needs a class that
+// allows expansion, which a static class does not. A change to one of these
+// replaces the object: cleanly in dev (delete before replace, PVC first),
+// refused at preview in production, where the volumes are protected.
+//
+// The PV is replaced with its PVC, too (the PV fields that mirror the
+// claim's): a bound PV keeps the old claim's uid in claimRef, so a new claim
+// of the same name next to the old PV would never bind (Released, Retain).
+var (
+	PVReplaceOnChanges  = []string{"spec.nfs", "spec.capacity", "spec.accessModes", "spec.storageClassName", "spec.volumeMode", "spec.claimRef"}
+	PVCReplaceOnChanges = []string{"spec.accessModes", "spec.resources", "spec.storageClassName", "spec.volumeName", "spec.volumeMode"}
+)
+
 // VolumeSpecDigest is a sha256 over the volumes in name order, without any NFS
 // server address: equal on every stack exactly when their PV/PVC definitions
 // are equal. `pulumi stack output volumeSpecDigest` compares stacks at a glance.

@@ -30,6 +30,8 @@ type registered struct {
 	RetainOnDelete      bool
 	DeleteBeforeReplace bool
 	IgnoreChanges       []string
+	ReplaceOnChanges    []string
+	ReplaceWith         []string // URNs
 	Dependencies        []string // URNs of pulumi.DependsOn
 }
 
@@ -48,6 +50,8 @@ func (r *recorder) NewResource(args pulumi.MockResourceArgs) (string, resource.P
 		reg.RetainOnDelete = rpc.GetRetainOnDelete()
 		reg.DeleteBeforeReplace = rpc.GetDeleteBeforeReplace()
 		reg.IgnoreChanges = rpc.GetIgnoreChanges()
+		reg.ReplaceOnChanges = rpc.GetReplaceOnChanges()
+		reg.ReplaceWith = rpc.GetReplaceWith()
 		reg.Dependencies = rpc.GetDependencies()
 	}
 	r.resources = append(r.resources, reg)

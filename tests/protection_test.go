@@ -31,6 +31,31 @@ func TestProductionVolumesAreProtectedByDefault(t *testing.T) {
 	}
 }
 
+// What Kubernetes cannot change in place (a PV's nfs source; a static PVC's
+// size, modes, class, volume) is planned as a replacement on both stacks: in
+// dev the PVC and the PV are deleted first and created anew (fixed names), in
+// production the protection refuses it at preview (README: the migration).
+func TestImmutableVolumeChangesReplace(t *testing.T) {
+	for _, stack := range []string{"dev", "ocp"} {
+		r := mustRun(t, stack, nil)
+		for name, pv := range r.ofType(typePV) {
+			assert.ElementsMatch(t, []string{"spec.nfs", "spec.capacity", "spec.accessModes", "spec.storageClassName", "spec.volumeMode", "spec.claimRef"},
+				pv.ReplaceOnChanges, "%s PV %s: what the PVC mirrors too, or a new claim would meet the old claim's uid", stack, name)
+			pvc := r.ofType(typePVC)[name]
+			assert.ElementsMatch(t, []string{"spec.accessModes", "spec.resources", "spec.storageClassName", "spec.volumeName", "spec.volumeMode"},
+				pvc.ReplaceOnChanges, "%s PVC %s", stack, name)
+			assert.Equal(t, []string{pvURN(stack, name)}, pvc.ReplaceWith, "%s PVC %s is replaced with its PV", stack, name)
+			assert.Equal(t, stack == "dev", pv.DeleteBeforeReplace, "%s PV %s: delete before replace in dev only", stack, name)
+			assert.Equal(t, stack == "dev", pvc.DeleteBeforeReplace, "%s PVC %s", stack, name)
+			assert.Equal(t, stack == "ocp", pv.Protect && pvc.Protect, "%s: production refuses replacements", name)
+		}
+	}
+}
+
+func pvURN(stack, name string) string {
+	return "urn:pulumi:" + stack + "::nas-topology::" + typeNasServer + "$" + typePV + "::" + name
+}
+
 func TestProtectionCanBeTurnedOff(t *testing.T) {
 	ocp := mustRun(t, "ocp", setExternal(func(ext string) string {
 		return strings.Replace(ext, "{", `{"protect":false,`, 1)
