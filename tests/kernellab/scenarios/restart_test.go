@@ -39,6 +39,7 @@ func TestRestartUnderLoad(t *testing.T) {
 		}
 		for _, c := range cases {
 			t.Run(s.Name+"/"+c.name, func(t *testing.T) {
+				t.Cleanup(func() { remountIfBroken(t, c.tg) })
 				dir := workdir(t, c.tg)
 				ref := bytes.Repeat([]byte("reference data\n"), 20000)
 				require.NoError(t, writeAsApp(filepath.Join(dir, "reference"), ref))
@@ -78,7 +79,9 @@ func TestKill9DuringLargeWrite(t *testing.T) {
 	for _, s := range serversWith(spec.RoleOutput) {
 		t.Run(s.Name, func(t *testing.T) {
 			pod := lab.Pods[s.Name]
-			dir := workdir(t, target{"nasd", s, node.MountPoint(s)})
+			tg := target{"nasd", s, node.MountPoint(s)}
+			t.Cleanup(func() { remountIfBroken(t, tg) })
+			dir := workdir(t, tg)
 			progress := filepath.Join("/tmp", "progress-"+s.Name)
 			os.Remove(progress)
 			cmd, out := startApp(t, "big-write", appArgs{Dir: dir, Size: 96 << 20, Progress: progress})
@@ -97,6 +100,23 @@ func TestKill9DuringLargeWrite(t *testing.T) {
 			assert.Empty(t, r.Errors)
 			assert.Equal(t, int64(96<<20), r.Fsynced)
 		})
+	}
+}
+
+// remountIfBroken gives the next scenario a working mount after a failed
+// one (what deleting the app pod does): a lazy unmount and a new mount.
+func remountIfBroken(t *testing.T, tg target) {
+	if _, err := os.ReadDir(tg.dir); err == nil {
+		return
+	}
+	t.Logf("the mount %s is broken after this scenario: remounting it", tg.dir)
+	runOut("umount", "-l", tg.dir)
+	source := lab.Pods[tg.server.Name].ClusterIP + ":" + lab.Volume(tg.server).ExportPath
+	if tg.name == "knfsd" {
+		source = "127.0.0.1:" + node.KnfsdExport(tg.server)
+	}
+	if out, err := runOut("mount", "-t", "nfs", "-o", node.MountOptions(lab.Volume(tg.server)), source, tg.dir); err != nil {
+		t.Errorf("remount %s: %v: %s", tg.dir, err, out)
 	}
 }
 

@@ -153,8 +153,9 @@ func TestAppsReachWindows(t *testing.T) {
 }
 
 // TestReadOnlyRefusesEveryWrite: on read-only servers every kind of write
-// fails with EROFS, both as kubelet mounts the PV (ro) and with the mount
-// made read-write, so the server's own refusal is what answers.
+// fails. As kubelet mounts the PV (ro) the client refuses with EROFS; with
+// the same export mounted read-write, the server's own answers are what the
+// app sees, and they must be knfsd's, errno for errno.
 func TestReadOnlyRefusesEveryWrite(t *testing.T) {
 	for _, s := range lab.Servers {
 		if !s.ReadOnly {
@@ -162,28 +163,60 @@ func TestReadOnlyRefusesEveryWrite(t *testing.T) {
 		}
 		require.NoError(t, node.WindowsWriteFile(filepath.Join(windowsDir(s), "existing.txt"), []byte("backup")))
 		require.NoError(t, node.WindowsMkdirAll(filepath.Join(windowsDir(s), "existing-dir")))
+		require.NoError(t, os.WriteFile(filepath.Join(node.KnfsdExport(s), "existing.txt"), []byte("backup"), 0o644))
+		require.NoError(t, os.MkdirAll(filepath.Join(node.KnfsdExport(s), "existing-dir"), 0o755))
 		eventually(t, "backup file", hasContent(filepath.Join(node.MountPoint(s), "existing.txt"), []byte("backup")))
-		rw := filepath.Join(node.AppsDir, "rw-"+s.Name)
-		require.NoError(t, os.MkdirAll(rw, 0o755))
+
 		v := lab.Volume(s)
-		v.ReadOnly = false
-		out, err := runOut("mount", "-t", "nfs", "-o", node.MountOptions(v), lab.Pods[s.Name].ClusterIP+":"+v.ExportPath, rw)
-		require.NoError(t, err, out)
-		defer runOut("umount", rw)
-		for _, m := range []struct{ name, dir string }{{"as-kubelet-mounts-it", node.MountPoint(s)}, {"server-side", rw}} {
-			t.Run(s.Name+"/"+m.name, func(t *testing.T) {
-				assertAllWritesROFS(t, m.dir)
-			})
-		}
-		t.Run("knfsd/"+s.Name, func(t *testing.T) {
-			require.NoError(t, os.WriteFile(filepath.Join(node.KnfsdExport(s), "existing.txt"), []byte("backup"), 0o666))
-			require.NoError(t, os.MkdirAll(filepath.Join(node.KnfsdExport(s), "existing-dir"), 0o777))
-			assertAllWritesROFS(t, node.KnfsdMountPoint(s))
+		v.ReadOnly = false // the same export, mounted read-write
+		nasdRW := mountRW(t, "rw-"+s.Name, lab.Pods[s.Name].ClusterIP+":"+v.ExportPath, node.MountOptions(v))
+		knfsdRW := mountRW(t, "rw-knfsd-"+s.Name, "127.0.0.1:"+node.KnfsdExport(s), node.MountOptions(v))
+
+		t.Run(s.Name+"/as-kubelet-mounts-it", func(t *testing.T) {
+			for op, err := range tryWrites(node.MountPoint(s)) {
+				assert.ErrorIs(t, err, syscall.EROFS, "nasd %s", op)
+			}
+			for op, err := range tryWrites(node.KnfsdMountPoint(s)) {
+				assert.ErrorIs(t, err, syscall.EROFS, "knfsd %s", op)
+			}
 		})
+		t.Run(s.Name+"/server-side-as-knfsd", func(t *testing.T) {
+			want := tryWrites(knfsdRW)
+			got := tryWrites(nasdRW)
+			for op, kerr := range want {
+				require.Error(t, kerr, "knfsd allowed %s", op)
+				assert.Equal(t, errnoOf(kerr), errnoOf(got[op]), "%s: knfsd %v, nasd %v", op, kerr, got[op])
+			}
+		})
+		for _, dir := range []string{node.MountPoint(s), node.KnfsdMountPoint(s)} {
+			got, err := os.ReadFile(filepath.Join(dir, "existing.txt"))
+			assert.NoError(t, err)
+			assert.Equal(t, "backup", string(got), "the file is unchanged in %s", dir)
+		}
 	}
 }
 
-func assertAllWritesROFS(t *testing.T, dir string) {
+func mountRW(t *testing.T, name, source, options string) string {
+	t.Helper()
+	dir := filepath.Join(node.AppsDir, name)
+	require.NoError(t, os.MkdirAll(dir, 0o755))
+	out, err := runOut("mount", "-t", "nfs", "-o", options, source, dir)
+	require.NoError(t, err, out)
+	t.Cleanup(func() { runOut("umount", dir) })
+	return dir
+}
+
+func errnoOf(err error) syscall.Errno {
+	var e syscall.Errno
+	if errors.As(err, &e) {
+		return e
+	}
+	return 0
+}
+
+// tryWrites attempts every kind of write in dir (which holds existing.txt
+// and existing-dir) and returns each one's error.
+func tryWrites(dir string) map[string]error {
 	f := filepath.Join(dir, "existing.txt")
 	d := filepath.Join(dir, "existing-dir")
 	writes := map[string]func() error{
@@ -201,13 +234,11 @@ func assertAllWritesROFS(t *testing.T, dir string) {
 		"link":     func() error { return os.Link(f, filepath.Join(dir, "hl")) },
 		"mkfifo":   func() error { return syscall.Mkfifo(filepath.Join(dir, "fifo"), 0o644) },
 	}
+	out := map[string]error{}
 	for name, w := range writes {
-		err := w()
-		assert.ErrorIs(t, err, syscall.EROFS, "%s", name)
+		out[name] = w()
 	}
-	got, err := os.ReadFile(f)
-	assert.NoError(t, err)
-	assert.Equal(t, "backup", string(got))
+	return out
 }
 
 func closeErr(f *os.File, err error) error {

@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -95,9 +96,11 @@ func runWorkloads(t *testing.T, tg target) {
 	})
 	t.Run("cp-a-tar-x-diff", func(t *testing.T) {
 		dir := workdir(t, tg)
-		// A real tree with read-only files and directories in it.
-		sh(t, "/tmp", "rm -rf /tmp/tree && mkdir -p /tmp/tree && cp -a /usr/local/go/src/encoding /tmp/tree/ && "+
-			"chmod 0444 /tmp/tree/encoding/json/*.go && chmod 0555 /tmp/tree/encoding/xml && tar cf /tmp/tree.tar -C /tmp/tree encoding")
+		treeOnce.Do(func() {
+			// A real tree with read-only files and directories in it.
+			sh(t, "/tmp", "mkdir -p /tmp/tree && cp -a /usr/local/go/src/encoding /tmp/tree/ && "+
+				"chmod 0444 /tmp/tree/encoding/json/*.go && chmod 0555 /tmp/tree/encoding/xml && tar cf /tmp/tree.tar -C /tmp/tree encoding")
+		})
 		sh(t, dir, "cp -a /tmp/tree/encoding cpa && diff -r /tmp/tree/encoding cpa")
 		sh(t, dir, "mkdir tarx && tar xf /tmp/tree.tar -C tarx && diff -r /tmp/tree/encoding tarx/encoding")
 		sh(t, dir, "chmod -R u+w cpa tarx && rm -rf cpa tarx && test ! -e cpa")
@@ -144,6 +147,8 @@ func runWorkloads(t *testing.T, tg target) {
 		sh(t, dir, "mkdir -p a/b/c && for i in $(seq 1 50); do printf $i > a/b/c/f$i; printf $i > a/g$i; done && rm -rf a && test ! -e a && test -z \"$(ls -A)\"")
 	})
 }
+
+var treeOnce sync.Once
 
 func noAppErrors(t *testing.T, r appResult) {
 	t.Helper()
