@@ -12,6 +12,7 @@ type metrics struct {
 	files       *prometheus.CounterVec
 	bytes       *prometheus.CounterVec
 	conflicts   prometheus.Counter
+	compared    prometheus.Counter
 	skipped     prometheus.Gauge
 	errors      *prometheus.CounterVec
 	scanSeconds *prometheus.HistogramVec
@@ -47,6 +48,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "nasd_sync_conflicts_total",
 			Help: "Paths changed on both sides; the Windows version was kept under a conflict name.",
 		}),
+		compared: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "nasd_sync_content_compared_total",
+			Help: "Files whose two sides' contents were compared (both changed to the same size, no ancestor, or a racy timestamp).",
+		}),
 		skipped: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "nasd_sync_skipped_names",
 			Help: "NFS paths not synced because Windows cannot hold their names (illegal characters, reserved names, case-only twins).",
@@ -61,7 +66,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Buckets: prometheus.ExponentialBuckets(0.001, 4, 8),
 		}, []string{"side"}),
 	}
-	for _, c := range []prometheus.Collector{m.lastSync, m.pending, m.files, m.bytes, m.conflicts, m.skipped, m.errors, m.scanSeconds} {
+	for _, c := range []prometheus.Collector{m.lastSync, m.pending, m.files, m.bytes, m.conflicts, m.compared, m.skipped, m.errors, m.scanSeconds} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -108,7 +108,7 @@ func (e *Engine) round(ctx context.Context, first, quiet bool) (roundResult, err
 	}
 	// One pass over the ancestor serves both the names check (no NFS path
 	// is new when the ancestor holds all of them) and planning.
-	census := reconcile.TakeCensus(e.anc, ws.Tree, ns.Tree)
+	census := reconcile.TakeCensus(e.anc, ws.Tree, ns.Tree, nil)
 	if e.cfg.Role == reconcile.Output {
 		e.skipNames(ws.Tree, ns.Tree, skip, census.SeenNFS == len(ns.Tree))
 	}
@@ -130,8 +130,10 @@ func (e *Engine) round(ctx context.Context, first, quiet bool) (roundResult, err
 		}
 	}
 
-	plan := reconcile.Reconcile(reconcile.State{Ancestor: e.anc, Windows: ws.Tree, NFS: ns.Tree, Skip: skip, Census: census},
-		reconcile.Policy{Role: e.cfg.Role, Mirror: e.cfg.Mirror, Now: now})
+	st := reconcile.State{Ancestor: e.anc, Windows: ws.Tree, NFS: ns.Tree, Skip: skip, Census: census}
+	pol := reconcile.Policy{Role: e.cfg.Role, Mirror: e.cfg.Mirror, Now: now}
+	st.Equal = e.compare(reconcile.NeedsContent(st, pol))
+	plan := reconcile.Reconcile(st, pol)
 	for _, c := range plan.Conflicts {
 		e.log.Warn("conflict: both sides changed; the Windows version keeps a conflict name", "path", c.Path, "windows_version", c.Renamed)
 		e.m.conflicts.Inc()
@@ -225,6 +227,27 @@ func (e *Engine) round(ctx context.Context, first, quiet bool) (roundResult, err
 		e.log.Debug("sync round", "planned", res.planned, "failed", res.failed)
 	}
 	return res, nil
+}
+
+// compare reads the files at paths on both sides and reports which hold the
+// same bytes (reconcile.NeedsContent asks). A file that cannot be read counts
+// as different: the plan then keeps both versions or copies, never drops one.
+func (e *Engine) compare(paths []string) map[string]bool {
+	if len(paths) == 0 {
+		return nil
+	}
+	t0 := time.Now()
+	eq := make(map[string]bool, len(paths))
+	for _, p := range paths {
+		same, err := e.ap.SameBytes(p)
+		if err != nil {
+			e.log.Debug("comparing contents", "path", p, "err", err)
+		}
+		eq[p] = same
+	}
+	e.m.compared.Add(float64(len(paths)))
+	e.log.Debug("compared contents", "files", len(paths), "took", time.Since(t0).Round(time.Millisecond))
+	return eq
 }
 
 // read reads side s into a tree (sizeHint presizes it), timed.

@@ -6,6 +6,7 @@
 package apply
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -240,5 +241,41 @@ func syncDir(dir string) {
 	if d, err := os.Open(dir); err == nil {
 		_ = d.Sync()
 		d.Close()
+	}
+}
+
+// SameBytes reports whether the files at rel under the two roots hold the
+// same bytes. The sync engine asks only when both sides changed a file to
+// the same size (or there is no ancestor): metadata cannot tell two such
+// versions apart.
+func (ap *Applier) SameBytes(rel string) (bool, error) {
+	a, err := os.Open(filepath.Join(ap.Windows, filepath.FromSlash(rel)))
+	if err != nil {
+		return false, err
+	}
+	defer a.Close()
+	b, err := os.Open(filepath.Join(ap.NFS, filepath.FromSlash(rel)))
+	if err != nil {
+		return false, err
+	}
+	defer b.Close()
+	bufA, bufB := make([]byte, 64<<10), make([]byte, 64<<10)
+	for {
+		na, errA := io.ReadFull(a, bufA)
+		nb, errB := io.ReadFull(b, bufB)
+		if na != nb || !bytes.Equal(bufA[:na], bufB[:nb]) {
+			return false, nil
+		}
+		aEnd := errors.Is(errA, io.EOF) || errors.Is(errA, io.ErrUnexpectedEOF)
+		bEnd := errors.Is(errB, io.EOF) || errors.Is(errB, io.ErrUnexpectedEOF)
+		if errA != nil && !aEnd {
+			return false, errA
+		}
+		if errB != nil && !bEnd {
+			return false, errB
+		}
+		if aEnd || bEnd {
+			return aEnd && bEnd, nil
+		}
 	}
 }

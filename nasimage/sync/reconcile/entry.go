@@ -99,6 +99,21 @@ func (s Side) String() string {
 	return "side?"
 }
 
+// SideSet is a set of sides.
+type SideSet uint8
+
+// Sides returns the set of the given sides.
+func Sides(ss ...Side) SideSet {
+	var set SideSet
+	for _, s := range ss {
+		set |= 1 << s
+	}
+	return set
+}
+
+// Has reports whether s is in the set.
+func (set SideSet) Has(s Side) bool { return set&(1<<s) != 0 }
+
 // Other returns the opposite side.
 func (s Side) Other() Side {
 	if s == Windows {

@@ -97,7 +97,19 @@ type State struct {
 	// with the reason: names Windows cannot hold, files still being written,
 	// paths backing off after an error.
 	Skip map[string]string
-	// Census, if not nil, is TakeCensus(Ancestor, Windows, NFS): a caller
+	// Equal answers NeedsContent: for each path it listed, whether the
+	// caller found the two files' contents equal. A listed path missing here
+	// counts as different: two files are one version only if their bytes are.
+	Equal map[string]bool
+	// Dirty lists paths whose entry on a side still reads as the ancestor's
+	// but whose content the caller found changed (a racily clean timestamp:
+	// the file changed within the side's timestamp granularity of the sync).
+	Dirty map[string]SideSet
+	// Hold lists sides whose absences are not trusted this round (a root
+	// emptied in one round, or in doubt): nothing is removed on the other
+	// side because it is missing here.
+	Hold SideSet
+	// Census, if not nil, is TakeCensus(Ancestor, Windows, NFS, Dirty): a caller
 	// that needs it before planning (to know whether any NFS path is new)
 	// passes it so the ancestor is not walked twice.
 	Census *Census
@@ -128,7 +140,8 @@ func (c *Census) Exact(s Side, t Tree) bool {
 }
 
 // TakeCensus walks the ancestor once, looking each path up in both trees.
-func TakeCensus(anc Ancestor, w, n Tree) *Census {
+// dirty is State.Dirty.
+func TakeCensus(anc Ancestor, w, n Tree, dirty map[string]SideSet) *Census {
 	c := &Census{}
 	for p, a := range anc {
 		we, okW := w[p]
@@ -139,7 +152,8 @@ func TakeCensus(anc Ancestor, w, n Tree) *Census {
 		if okN {
 			c.SeenNFS++
 		}
-		cw, cn := Changed(a.Windows, we), Changed(a.NFS, ne)
+		d := dirty[p]
+		cw, cn := d.Has(Windows) || Changed(a.Windows, we), d.Has(NFS) || Changed(a.NFS, ne)
 		if cw {
 			c.ChangedWindows++
 		}
@@ -203,7 +217,7 @@ func settled(in State, pol Policy) bool {
 		if okN {
 			seenN++
 		}
-		if (Changed(a.Windows, w) || Changed(a.NFS, n)) && !skippedIn(in.Skip, p) {
+		if (in.changed(Windows, p, a, w) || in.changed(NFS, p, a, n)) && !skippedIn(in.Skip, p) {
 			return false
 		}
 	}
@@ -234,6 +248,70 @@ func settledRest(in State, pol Policy, seenW, seenN int) bool {
 		}
 	}
 	return true
+}
+
+// changed is Changed for side s at p, counting a dirty path as changed.
+func (in *State) changed(s Side, p string, a Pair, cur Entry) bool {
+	return in.Dirty[p].Has(s) || Changed(a.Of(s), cur)
+}
+
+// NeedsContent lists the paths whose plan depends on whether the two sides'
+// files hold the same bytes: both sides hold a file of the same size, and
+// there is no ancestor, or (both ways) both sides changed it, or (one way)
+// the NFS side changed it. Metadata alone never makes two such files one
+// version (two same-size edits within a timestamp tick look alike); the
+// caller compares their contents and passes the answers in State.Equal.
+// Only changed or new paths are looked at, so a settled rescan asks nothing.
+func NeedsContent(in State, pol Policy) []string {
+	var out []string
+	check := func(p string) {
+		w, n := in.Windows[p], in.NFS[p]
+		if w.Kind != File || n.Kind != File || w.Size != n.Size || skippedIn(in.Skip, p) {
+			return
+		}
+		a, hasA := in.Ancestor[p]
+		wC, nC := in.changed(Windows, p, a, w), in.changed(NFS, p, a, n)
+		if !hasA || pol.Role == Output && wC && nC || pol.Role != Output && nC {
+			out = append(out, p)
+		}
+	}
+	c := in.Census
+	if c != nil && !c.Overflow {
+		for _, p := range c.Changed {
+			check(p)
+		}
+	} else {
+		for p := range in.Ancestor {
+			check(p)
+		}
+	}
+	// Paths both trees hold and the ancestor lacks.
+	if c == nil || c.SeenWindows < len(in.Windows) && c.SeenNFS < len(in.NFS) {
+		small, big := in.Windows, in.NFS
+		if len(big) < len(small) {
+			small, big = big, small
+		}
+		for p := range small {
+			if _, ok := in.Ancestor[p]; ok {
+				continue
+			}
+			if _, ok := big[p]; ok {
+				check(p)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// sameVersion reports whether the two sides' entries at p are one version:
+// files only if NeedsContent's comparison found the same bytes, other kinds
+// by SameContent.
+func (in *State) sameVersion(p string, w, n Entry) bool {
+	if w.Kind == File && n.Kind == File {
+		return w.Size == n.Size && in.Equal[p]
+	}
+	return SameContent(w, n)
 }
 
 func skippedIn(skip map[string]string, p string) bool {
@@ -326,7 +404,7 @@ func (r *reconciler) run() {
 			}
 			a := r.in.Ancestor[p]
 			for _, s := range []Side{Windows, NFS} {
-				if Changed(a.Of(s), r.tree(s)[p]) {
+				if r.in.changed(s, p, a, r.tree(s)[p]) {
 					for d := Parent(p); d != "" && !r.changedBelow[s][d]; d = Parent(d) {
 						r.changedBelow[s][d] = true
 					}
@@ -372,6 +450,9 @@ func (r *reconciler) propagate(p string, to Side, src, dst Entry) {
 	case src.Kind == Absent && dst.Kind == Absent:
 		r.emit(Action{Op: Forget, Path: p})
 	case src.Kind == Absent:
+		if r.in.Hold.Has(to.Other()) {
+			return // its absence is not trusted this round
+		}
 		r.emit(Action{Op: Remove, Path: p, To: to, Dest: dst})
 	case src.Kind == Dir && dst.Kind == Dir:
 		r.emit(Action{Op: Record, Path: p})
@@ -393,11 +474,11 @@ func (r *reconciler) propagate(p string, to Side, src, dst Entry) {
 func (r *reconciler) oneWay(p string) {
 	a, hasA := r.in.Ancestor[p]
 	w, n := r.in.Windows[p], r.in.NFS[p]
-	wC, nC := Changed(a.Windows, w), Changed(a.NFS, n)
+	wC, nC := r.in.changed(Windows, p, a, w), r.in.changed(NFS, p, a, n)
 	if w.Kind != Absent {
 		switch {
 		case hasA && !wC && !nC:
-		case (!hasA || nC) && SameContent(w, n):
+		case (!hasA || nC) && r.in.sameVersion(p, w, n):
 			r.emit(Action{Op: Record, Path: p})
 		default:
 			r.propagate(p, NFS, w, n)
@@ -409,6 +490,8 @@ func (r *reconciler) oneWay(p string) {
 		if hasA {
 			r.emit(Action{Op: Forget, Path: p})
 		}
+	case r.in.Hold.Has(Windows):
+		// Windows's absences are not trusted this round: remove nothing.
 	case !hasA || a.Windows.Kind == Absent:
 		// Created by an NFS client: not ours unless mirroring.
 		if r.pol.Mirror {
@@ -430,12 +513,12 @@ func (r *reconciler) oneWay(p string) {
 func (r *reconciler) twoWay(p string) bool {
 	a := r.in.Ancestor[p]
 	w, n := r.in.Windows[p], r.in.NFS[p]
-	wC, nC := Changed(a.Windows, w), Changed(a.NFS, n)
+	wC, nC := r.in.changed(Windows, p, a, w), r.in.changed(NFS, p, a, n)
 	switch {
 	case !wC && !nC:
 		return false
 	case wC && nC:
-		if SameContent(w, n) {
+		if r.in.sameVersion(p, w, n) {
 			if w.Kind == Absent {
 				r.emit(Action{Op: Forget, Path: p})
 			} else {

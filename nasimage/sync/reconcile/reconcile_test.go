@@ -144,7 +144,7 @@ func TestReconcileCombinations(t *testing.T) {
 				label += "-mirror"
 			}
 			t.Run(name+"/"+label, func(t *testing.T) {
-				res := Reconcile(st, r.pol)
+				res := Reconcile(compared(st, r.pol), r.pol)
 				if got := describeAll(res.Actions); got != r.want {
 					t.Fatalf("plan\n got: %s\nwant: %s", got, r.want)
 				}
@@ -231,7 +231,7 @@ func TestReconcileTrees(t *testing.T) {
 			if strings.Contains(c.name, "skipped path is kept") {
 				st.Skip["s/t/busy"] = "still being written"
 			}
-			res := Reconcile(st, c.pol)
+			res := Reconcile(compared(st, c.pol), c.pol)
 			if got := describeAll(res.Actions); got != c.want {
 				t.Fatalf("plan\n got: %s\nwant: %s", got, c.want)
 			}
@@ -239,11 +239,11 @@ func TestReconcileTrees(t *testing.T) {
 			if err := wd.apply(res); err != nil {
 				t.Fatal(err)
 			}
-			if again := Reconcile(State{Ancestor: wd.anc, Windows: wd.w, NFS: wd.n, Skip: st.Skip}, c.pol); len(again.Actions) != 0 {
+			if again := Reconcile(compared(State{Ancestor: wd.anc, Windows: wd.w, NFS: wd.n, Skip: st.Skip}, c.pol), c.pol); len(again.Actions) != 0 {
 				t.Fatalf("second round planned %s", describeAll(again.Actions))
 			}
-			again := State{Ancestor: wd.anc, Windows: wd.w, NFS: wd.n, Skip: st.Skip, Census: TakeCensus(wd.anc, wd.w, wd.n)}
-			if res := Reconcile(again, c.pol); len(res.Actions) != 0 {
+			again := State{Ancestor: wd.anc, Windows: wd.w, NFS: wd.n, Skip: st.Skip, Census: TakeCensus(wd.anc, wd.w, wd.n, nil)}
+			if res := Reconcile(compared(again, c.pol), c.pol); len(res.Actions) != 0 {
 				t.Fatalf("second round with a census planned %s", describeAll(res.Actions))
 			}
 		})
@@ -311,16 +311,16 @@ func TestReconcileProperties(t *testing.T) {
 		n := randomTree(rng, base, 0.3)
 		pol := pols[i%len(pols)]
 		st := State{Ancestor: anc, Windows: w, NFS: n}
-		res := Reconcile(st, pol)
-		if full := reconcileAll(st, pol); settled(st, pol) && len(full.Actions) != 0 {
+		res := Reconcile(compared(st, pol), pol)
+		if full := reconcileAll(compared(st, pol), pol); settled(compared(st, pol), pol) && len(full.Actions) != 0 {
 			t.Fatalf("case %d: settled, but a full plan has %d actions", i, len(full.Actions))
 		}
 		withCensus := st
-		withCensus.Census = TakeCensus(anc, w, n)
-		if settled(withCensus, pol) != settled(st, pol) {
+		withCensus.Census = TakeCensus(anc, w, n, nil)
+		if settled(compared(withCensus, pol), pol) != settled(compared(st, pol), pol) {
 			t.Fatalf("case %d: settled with a census differs from without", i)
 		}
-		if a, b := describeAll(Reconcile(withCensus, pol).Actions), describeAll(res.Actions); a != b {
+		if a, b := describeAll(Reconcile(compared(withCensus, pol), pol).Actions), describeAll(res.Actions); a != b {
 			t.Fatalf("case %d: plan with a census\n got: %s\nwant: %s", i, a, b)
 		}
 		if c := withCensus.Census; len(w) > 0 && (c.SeenWindows > len(w) || c.SeenNFS > len(n)) {
