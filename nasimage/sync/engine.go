@@ -60,6 +60,10 @@ type Config struct {
 	// helps if the share delivers events.
 	DisableNFSWatch bool
 	WatchWindows    bool
+	// MaxWindowsPath is the longest relative path copied to Windows, in
+	// UTF-16 units (0: winname.MaxPath). Programs limited to MAX_PATH need
+	// 260 minus the length of the share's own path.
+	MaxWindowsPath int
 
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
@@ -303,7 +307,7 @@ func (e *Engine) save(force bool) error {
 func (e *Engine) skipNames(w, n reconcile.Tree, skip map[string]string, allTracked bool) {
 	bad := map[string]string{}
 	if !allTracked {
-		bad = winname.Unsyncable(n, w, e.anc)
+		bad = winname.Unsyncable(n, w, e.anc, e.cfg.MaxWindowsPath)
 	}
 	for p, why := range bad {
 		if _, seen := e.skipped[p]; !seen {

@@ -70,3 +70,24 @@ func TestNoAncestorSameSizeComparesContent(t *testing.T) {
 		t.Fatalf("copied %v files, want only the different one", c)
 	}
 }
+
+// Finding 5: names Windows cannot hold were copied.
+func TestReservedAndInvalidNamesStayOnNFS(t *testing.T) {
+	cfg := testConfig(t, reconcile.Output)
+	cfg.MaxWindowsPath = 40
+	h := newHarness(t, cfg)
+	bad := []string{"COM0", "LPT0.txt", "COM\u00b9", "lpt\u00b2.log", "CONIN$", "CONOUT$.txt", "bad\xffname.txt",
+		"deep/" + strings.Repeat("p", 40)} // (a name over 255 UTF-16 units is over Linux's 255 bytes too)
+	for _, p := range bad {
+		write(t, h.nfs, p, "x")
+	}
+	write(t, h.nfs, "fine.txt", "x")
+	h.round()
+	h.round()
+	if got := tree(h.win); got != "deep/ fine.txt=x" {
+		t.Fatalf("windows: %s", got)
+	}
+	if n := h.metric("nasd_sync_skipped_names"); n != float64(len(bad)) {
+		t.Fatalf("skipped names = %v, want %d", n, len(bad))
+	}
+}
