@@ -49,6 +49,14 @@ func (r *Readiness) Set(name string, ready bool) {
 	r.pending[name] = ready
 }
 
+// Remove drops a condition (a worker's condition named after its reason,
+// once the reason is gone).
+func (r *Readiness) Remove(name string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.pending, name)
+}
+
 // Ready reports whether every condition holds, and which do not.
 func (r *Readiness) Ready() (bool, []string) {
 	r.mu.Lock()

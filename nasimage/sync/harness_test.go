@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/nas-topology/nas-topology/nasimage/sync/reconcile"
+	"github.com/nas-topology/nas-topology/nasimage/sync/scan"
 )
 
 // harness runs an Engine on two temp directories. The Windows side is
@@ -119,12 +120,10 @@ func (h *harness) restart() {
 
 func (h *harness) round() {
 	h.t.Helper()
-	if h.eng.anc == nil {
-		anc, err := loadAncestor(h.state, h.win, h.nfs)
-		if err != nil {
+	if !h.eng.opened {
+		if err := h.eng.open(); err != nil {
 			h.t.Fatal(err)
 		}
-		h.eng.anc = anc
 	}
 	if _, err := h.eng.round(context.Background(), false, false); err != nil {
 		h.t.Fatal(err)
@@ -178,6 +177,9 @@ func tree(root string) string {
 		}
 		rel, _ := filepath.Rel(root, p)
 		rel = filepath.ToSlash(rel)
+		if rel == scan.MarkerName {
+			return nil // the engine's root marker
+		}
 		switch {
 		case d.IsDir():
 			out = append(out, rel+"/")

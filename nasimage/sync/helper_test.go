@@ -166,12 +166,10 @@ type rescanResult struct {
 // rescanBench syncs once (from the saved ancestor), then times rounds that
 // find nothing to do: both sides fully scanned, reconciled, nothing applied.
 func rescanBench(eng *Engine, rounds int, watched bool) int {
-	anc, err := loadAncestor(eng.cfg.StateDir, eng.cfg.WindowsDir, eng.cfg.NFSDir)
-	if err != nil {
+	if err := eng.open(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	eng.anc = anc
 	if watched {
 		// The default: the NFS side is watched (from the start, as in Run),
 		// so a periodic rescan reads Windows and trusts the NFS scan until an

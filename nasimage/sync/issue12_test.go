@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nas-topology/nas-topology/nasimage/sync/reconcile"
+	"github.com/nas-topology/nas-topology/nasimage/sync/scan"
 )
 
 // Tests for the findings of issue 12, one per finding, each failing on the
@@ -89,5 +90,191 @@ func TestReservedAndInvalidNamesStayOnNFS(t *testing.T) {
 	}
 	if n := h.metric("nasd_sync_skipped_names"); n != float64(len(bad)) {
 		t.Fatalf("skipped names = %v, want %d", n, len(bad))
+	}
+}
+
+// emptyDir removes everything in dir but the engine's marker.
+func emptyDir(t *testing.T, dir string, keepMarker bool) {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if keepMarker && e.Name() == scan.MarkerName {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// rootCase sets up an output pair in sync with three files on each side.
+func rootCase(t *testing.T, role reconcile.Role) (*harness, *[]string) {
+	cfg := testConfig(t, role)
+	var health []string
+	cfg.Health = func(p string) { health = append(health, p) }
+	h := newHarness(t, cfg)
+	write(t, h.win, "a.txt", "a")
+	write(t, h.win, "d/b.txt", "b")
+	write(t, h.nfs, "c.txt", "c") // from an NFS client (kept one way, synced both ways)
+	h.round()
+	h.round()
+	return h, &health
+}
+
+func lastHealth(health *[]string) string {
+	if len(*health) == 0 {
+		return ""
+	}
+	return (*health)[len(*health)-1]
+}
+
+// Finding 2: an emptied or re-created Windows directory wiped the export;
+// an empty export with the old state directory wiped Windows. Each way a
+// root can vanish, for the output role (both ways) and input.
+func TestVanishedRootDeletesNothing(t *testing.T) {
+	const synced = "a.txt=a c.txt=c d/ d/b.txt=b"
+	for _, role := range []reconcile.Role{reconcile.Output, reconcile.Input} {
+		t.Run(role.String(), func(t *testing.T) {
+			t.Run("windows content removed, marker kept", func(t *testing.T) {
+				h, health := rootCase(t, role)
+				emptyDir(t, h.win, true)
+				h.round()
+				h.round()
+				if got := tree(h.nfs); got != synced {
+					t.Fatalf("nfs: %s", got)
+				}
+				if h.metric("nasd_sync_halted", "side", "windows") != 1 || !strings.Contains(lastHealth(health), "emptied") {
+					t.Fatalf("not reported: halted=%v health=%q", h.metric("nasd_sync_halted", "side", "windows"), lastHealth(health))
+				}
+				// An operator confirms: the deletions propagate.
+				write(t, h.win, scan.ResumeName, "")
+				h.round()
+				wantNFS := ""
+				if role == reconcile.Input {
+					wantNFS = "c.txt=c"
+				}
+				if got := tree(h.nfs); got != wantNFS {
+					t.Fatalf("nfs after resume: %s", got)
+				}
+				if _, err := os.Stat(filepath.Join(h.win, scan.ResumeName)); err == nil {
+					t.Fatal("resume file left in place")
+				}
+				h.round()
+				if h.metric("nasd_sync_halted", "side", "windows") != 0 || lastHealth(health) != "" {
+					t.Fatalf("still halted after resume: %q", lastHealth(health))
+				}
+			})
+			t.Run("windows content removed with the marker", func(t *testing.T) {
+				h, health := rootCase(t, role)
+				emptyDir(t, h.win, false)
+				h.round()
+				h.round()
+				if got := tree(h.nfs); got != synced {
+					t.Fatalf("nfs: %s", got)
+				}
+				if !strings.Contains(lastHealth(health), "marker") {
+					t.Fatalf("health %q", lastHealth(health))
+				}
+			})
+			t.Run("windows directory replaced by an empty one (mount gone)", func(t *testing.T) {
+				h, health := rootCase(t, role)
+				old := h.win + ".mounted"
+				if err := os.Rename(h.win, old); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Mkdir(h.win, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				write(t, h.nfs, "new-while-gone.txt", "n")
+				h.round()
+				h.round()
+				if got := tree(h.win); got != "" {
+					t.Fatalf("written into the empty mount point: %s", got)
+				}
+				if got := tree(h.nfs); !strings.HasPrefix(got, synced) {
+					t.Fatalf("nfs: %s", got)
+				}
+				if h.metric("nasd_sync_halted", "side", "windows") != 1 || !strings.Contains(lastHealth(health), "marker") {
+					t.Fatalf("not reported: %q", lastHealth(health))
+				}
+				// The mount comes back: the sync goes on by itself.
+				os.Remove(h.win)
+				if err := os.Rename(old, h.win); err != nil {
+					t.Fatal(err)
+				}
+				h.round()
+				h.round()
+				if lastHealth(health) != "" {
+					t.Fatalf("still halted: %q", lastHealth(health))
+				}
+				if got := tree(h.nfs); !strings.HasPrefix(got, synced) {
+					t.Fatalf("nfs after the mount came back: %s", got)
+				}
+			})
+			t.Run("windows directory removed", func(t *testing.T) {
+				h, health := rootCase(t, role)
+				if err := os.RemoveAll(h.win); err != nil {
+					t.Fatal(err)
+				}
+				h.round()
+				if got := tree(h.nfs); got != synced {
+					t.Fatalf("nfs: %s", got)
+				}
+				if !strings.Contains(lastHealth(health), "unusable") {
+					t.Fatalf("health %q", lastHealth(health))
+				}
+			})
+			t.Run("export content removed, marker kept", func(t *testing.T) {
+				h, _ := rootCase(t, role)
+				emptyDir(t, h.nfs, true)
+				h.round()
+				h.round()
+				if got := tree(h.win); got != "a.txt=a c.txt=c d/ d/b.txt=b" && role == reconcile.Output || got != "a.txt=a d/ d/b.txt=b" && role == reconcile.Input {
+					t.Fatalf("windows: %s", got)
+				}
+				if role == reconcile.Input { // Windows is restored onto the export
+					if got := tree(h.nfs); got != "a.txt=a d/ d/b.txt=b" {
+						t.Fatalf("nfs: %s", got)
+					}
+				}
+			})
+			t.Run("new empty export, old state directory (a new pod)", func(t *testing.T) {
+				h, _ := rootCase(t, role)
+				winBefore := tree(h.win)
+				if err := os.RemoveAll(h.nfs); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Mkdir(h.nfs, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				h2 := newHarness(t, h.cfg) // the new pod: same state directory
+				h2.round()
+				h2.round()
+				if got := tree(h2.win); got != winBefore {
+					t.Fatalf("windows changed: %s, was %s", got, winBefore)
+				}
+				if got := tree(h2.nfs); got != winBefore {
+					t.Fatalf("export not re-synced from Windows: %s", got)
+				}
+			})
+			t.Run("new state directory, old export", func(t *testing.T) {
+				h, _ := rootCase(t, role)
+				winBefore, nfsBefore := tree(h.win), tree(h.nfs)
+				cfg := h.cfg
+				cfg.StateDir = filepath.Join(t.TempDir(), "new-state")
+				h2 := newHarness(t, cfg)
+				h2.round()
+				h2.round()
+				if tree(h2.win) != winBefore || tree(h2.nfs) != nfsBefore {
+					t.Fatalf("changed: windows %s, nfs %s", tree(h2.win), tree(h2.nfs))
+				}
+				if c := h2.metric("nasd_sync_files_copied_total", "direction", "windows_to_nfs") + h2.metric("nasd_sync_files_copied_total", "direction", "nfs_to_windows"); c != 0 {
+					t.Fatalf("copied %v files", c)
+				}
+			})
+		})
 	}
 }

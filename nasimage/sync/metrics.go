@@ -13,6 +13,7 @@ type metrics struct {
 	bytes       *prometheus.CounterVec
 	conflicts   prometheus.Counter
 	compared    prometheus.Counter
+	halted      *prometheus.GaugeVec
 	skipped     prometheus.Gauge
 	errors      *prometheus.CounterVec
 	scanSeconds *prometheus.HistogramVec
@@ -52,6 +53,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "nasd_sync_content_compared_total",
 			Help: "Files whose two sides' contents were compared (both changed to the same size, no ancestor, or a racy timestamp).",
 		}),
+		halted: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "nasd_sync_halted",
+			Help: "1 while this side's root halts the sync: in doubt (marker missing or another, directory gone) or emptied in one round.",
+		}, []string{"side"}),
 		skipped: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "nasd_sync_skipped_names",
 			Help: "NFS paths not synced because Windows cannot hold their names (illegal characters, reserved names, case-only twins).",
@@ -66,7 +71,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Buckets: prometheus.ExponentialBuckets(0.001, 4, 8),
 		}, []string{"side"}),
 	}
-	for _, c := range []prometheus.Collector{m.lastSync, m.pending, m.files, m.bytes, m.conflicts, m.compared, m.skipped, m.errors, m.scanSeconds} {
+	for _, c := range []prometheus.Collector{m.lastSync, m.pending, m.files, m.bytes, m.conflicts, m.compared, m.halted, m.skipped, m.errors, m.scanSeconds} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

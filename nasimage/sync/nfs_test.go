@@ -292,17 +292,22 @@ func TestNasdServesAndSyncs(t *testing.T) {
 	if _, err := nfsRead(v, "testdata/old.bak"); err == nil {
 		t.Fatal("excluded file synced")
 	}
-	resp, err := http.Get("http://" + p.http + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	for _, want := range []string{`nasd_sync_files_copied_total{direction="windows_to_nfs"} 2`, "nasd_sync_last_success_timestamp_seconds", "nasd_sync_pending_actions 0"} {
-		if !strings.Contains(string(body), want) {
-			t.Errorf("/metrics lacks %q", want)
+	// The file is visible once renamed into place; the round that copied it
+	// counts it a moment later.
+	eventually(t, "/metrics", func() error {
+		resp, err := http.Get("http://" + p.http + "/metrics")
+		if err != nil {
+			return err
 		}
-	}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, want := range []string{`nasd_sync_files_copied_total{direction="windows_to_nfs"} 2`, "nasd_sync_last_success_timestamp_seconds", "nasd_sync_pending_actions 0"} {
+			if !strings.Contains(string(body), want) {
+				return fmt.Errorf("/metrics lacks %q", want)
+			}
+		}
+		return nil
+	})
 	write(t, win, "testdata/last.csv", "written right before SIGTERM")
 	p.stop(t)
 	if b, err := os.ReadFile(filepath.Join(export, "testdata/last.csv")); err != nil || string(b) != "written right before SIGTERM" {

@@ -24,6 +24,9 @@ func (e *Engine) round(ctx context.Context, first, quiet bool) (roundResult, err
 	var res roundResult
 	now := time.Now()
 	e.roundsTotal++
+	if !e.checkRoots() {
+		return res, nil // halted: a root is in doubt
+	}
 
 	// A side that matched the ancestor exactly last time is first checked
 	// with scan.Unchanged (no tree built); only a side that changed is read
@@ -66,6 +69,7 @@ func (e *Engine) round(ctx context.Context, first, quiet bool) (roundResult, err
 	}
 
 	var ws scan.Result
+	winRead, nfsRead := !winSame, false
 	if winSame {
 		ws.Tree = e.anc.Tree(reconcile.Windows)
 	} else {
@@ -86,6 +90,7 @@ func (e *Engine) round(ctx context.Context, first, quiet bool) (roundResult, err
 		if ns, err = e.read(reconcile.NFS, e.nfsSize); err != nil {
 			return res, err
 		}
+		nfsRead = true
 		e.nfsSize, e.nfsScanned = len(ns.Tree), now
 		if e.nfsW != nil {
 			// Kept only where the next round may trust it: unwatched, every
@@ -130,7 +135,8 @@ func (e *Engine) round(ctx context.Context, first, quiet bool) (roundResult, err
 		}
 	}
 
-	st := reconcile.State{Ancestor: e.anc, Windows: ws.Tree, NFS: ns.Tree, Skip: skip, Census: census}
+	hold, resumed := e.holdEmptied(ws.Tree, ns.Tree, winRead, nfsRead)
+	st := reconcile.State{Ancestor: e.anc, Windows: ws.Tree, NFS: ns.Tree, Skip: skip, Census: census, Hold: hold}
 	pol := reconcile.Policy{Role: e.cfg.Role, Mirror: e.cfg.Mirror, Now: now}
 	st.Equal = e.compare(reconcile.NeedsContent(st, pol))
 	plan := reconcile.Reconcile(st, pol)
@@ -221,6 +227,11 @@ func (e *Engine) round(ctx context.Context, first, quiet bool) (roundResult, err
 	}
 	if err := e.save(true); err != nil {
 		return res, err
+	}
+	for _, r := range resumed {
+		if err := r.clearResume(); err != nil {
+			e.log.Warn("removing the resume file", "err", err)
+		}
 	}
 	e.markSynced(ctx, failedTo)
 	if res.planned > 0 {

@@ -15,7 +15,9 @@ import (
 // ancestorFile is the engine's file in the state directory.
 const ancestorFile = "sync-ancestor.gob"
 
-const stateVersion = 2
+// stateVersion 3 added the roots' identities: a version 2 ancestor names no
+// export, so it is not trusted to describe one.
+const stateVersion = 3
 
 // stateHeader starts the on-disk ancestor; Count records follow in chunks,
 // so neither saving nor loading holds a second copy of a large ancestor.
@@ -26,6 +28,10 @@ type stateHeader struct {
 	Windows string
 	NFS     string
 	Count   int
+	// WindowsID and NFSID are the identities in the roots' markers when the
+	// ancestor was saved; NFSDev and NFSIno identify the export directory.
+	WindowsID, NFSID string
+	NFSDev, NFSIno   uint64
 }
 
 type stateRecord struct {
@@ -35,24 +41,25 @@ type stateRecord struct {
 
 const stateChunk = 4096
 
-// loadAncestor reads the ancestor saved for these roots; a missing or
-// foreign file gives an empty one.
-func loadAncestor(dir, windows, nfs string) (reconcile.Ancestor, error) {
+// loadAncestor reads the ancestor saved for these roots' paths; a missing or
+// foreign file gives an empty one. The header says which roots' identities
+// it belongs to (the caller checks them).
+func loadAncestor(dir, windows, nfs string) (reconcile.Ancestor, stateHeader, error) {
+	var h stateHeader
 	f, err := os.Open(filepath.Join(dir, ancestorFile))
 	if errors.Is(err, fs.ErrNotExist) {
-		return reconcile.Ancestor{}, nil
+		return reconcile.Ancestor{}, h, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, h, err
 	}
 	defer f.Close()
 	dec := gob.NewDecoder(bufio.NewReader(f))
-	var h stateHeader
 	if err := dec.Decode(&h); err != nil {
-		return nil, fmt.Errorf("read %s: %w", f.Name(), err)
+		return nil, h, fmt.Errorf("read %s: %w", f.Name(), err)
 	}
 	if h.Version != stateVersion || h.Windows != windows || h.NFS != nfs {
-		return reconcile.Ancestor{}, nil
+		return reconcile.Ancestor{}, stateHeader{}, nil
 	}
 	anc := make(reconcile.Ancestor, h.Count)
 	for len(anc) < h.Count {
@@ -60,21 +67,22 @@ func loadAncestor(dir, windows, nfs string) (reconcile.Ancestor, error) {
 		// elements as they were.
 		var chunk []stateRecord
 		if err := dec.Decode(&chunk); err != nil {
-			return nil, fmt.Errorf("read %s: %w", f.Name(), err)
+			return nil, h, fmt.Errorf("read %s: %w", f.Name(), err)
 		}
 		if len(chunk) == 0 {
-			return nil, fmt.Errorf("read %s: %d of %d records", f.Name(), len(anc), h.Count)
+			return nil, h, fmt.Errorf("read %s: %d of %d records", f.Name(), len(anc), h.Count)
 		}
 		for _, r := range chunk {
 			anc[r.Path] = r.Pair
 		}
 	}
-	return anc, nil
+	return anc, h, nil
 }
 
 // saveAncestor writes the ancestor atomically (temp file, fsync, rename), so
 // a crash leaves either the old or the new state, never a torn one.
-func saveAncestor(dir, windows, nfs string, anc reconcile.Ancestor) error {
+// h names the roots (Version and Count are filled in here).
+func saveAncestor(dir string, h stateHeader, anc reconcile.Ancestor) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
@@ -85,7 +93,8 @@ func saveAncestor(dir, windows, nfs string, anc reconcile.Ancestor) error {
 	defer os.Remove(f.Name())
 	bw := bufio.NewWriterSize(f, 1<<16)
 	enc := gob.NewEncoder(bw)
-	err = enc.Encode(stateHeader{Version: stateVersion, Windows: windows, NFS: nfs, Count: len(anc)})
+	h.Version, h.Count = stateVersion, len(anc)
+	err = enc.Encode(h)
 	chunk := make([]stateRecord, 0, stateChunk)
 	flush := func() {
 		if err == nil && len(chunk) > 0 {

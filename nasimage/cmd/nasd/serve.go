@@ -36,6 +36,7 @@ type Env struct {
 	StateDir   string                // the worker may keep state in a subdirectory
 	Role       string                // input, backup or output
 	ReadOnly   bool                  // the NFS export refuses writes
+	Ready      *ops.Readiness        // a worker may add conditions of its own
 }
 
 // extension adds flags and optionally a worker to `nasd serve`. Other
@@ -96,7 +97,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer, started func(li
 	reg := ops.NewRegistry()
 	ready := ops.NewReadiness("nfs")
 
-	env := Env{Logger: log, Registerer: reg, ExportDir: f.export, StateDir: f.state, Role: f.role, ReadOnly: cfg.ReadOnly}
+	env := Env{Logger: log, Registerer: reg, ExportDir: f.export, StateDir: f.state, Role: f.role, ReadOnly: cfg.ReadOnly, Ready: ready}
 	type namedWorker struct {
 		name string
 		w    Worker

@@ -20,6 +20,7 @@ type syncFlags struct {
 	fullRescan   time.Duration
 	flushTimeout time.Duration
 	watchWindows bool
+	maxPath      int
 	excludes     stringList
 }
 
@@ -51,6 +52,7 @@ func init() {
 			fs.DurationVar(&f.fullRescan, "full-rescan-interval", nassync.DefaultFullRescanInterval, "longest time the export's scan is trusted without inotify events")
 			fs.DurationVar(&f.flushTimeout, "sync-flush-timeout", nassync.DefaultFlushTimeout, "on shutdown, time allowed for the final sync (keep below --shutdown-grace)")
 			fs.BoolVar(&f.watchWindows, "watch-windows", false, "also use inotify on the Windows directory (only useful if the share delivers events)")
+			fs.IntVar(&f.maxPath, "windows-max-path", 0, "longest relative path copied to Windows, in UTF-16 units (0: 32767; programs limited to MAX_PATH need 260 minus the share's own path)")
 			fs.Var(&f.excludes, "exclude", "glob of names (or, with a /, relative paths) not to sync, besides the defaults (Thumbs.db, desktop.ini, ~$*, ...); repeatable or comma-separated")
 		},
 		worker: func(env Env) (Worker, error) {
@@ -60,6 +62,22 @@ func init() {
 			role, err := nassync.ParseRole(env.Role)
 			if err != nil {
 				return nil, err
+			}
+			// A halted sync (a root in doubt or emptied) fails /readyz with
+			// the reason: "waiting for: sync halted: windows root ...".
+			halted := ""
+			health := func(problem string) {
+				if env.Ready == nil {
+					return
+				}
+				if halted != "" {
+					env.Ready.Remove(halted)
+				}
+				halted = ""
+				if problem != "" {
+					halted = "sync halted: " + problem
+					env.Ready.Add(halted)
+				}
 			}
 			return nassync.New(nassync.Config{
 				WindowsDir:         f.windowsDir,
@@ -73,6 +91,8 @@ func init() {
 				FlushTimeout:       f.flushTimeout,
 				Excludes:           f.excludes,
 				WatchWindows:       f.watchWindows,
+				MaxWindowsPath:     f.maxPath,
+				Health:             health,
 				Logger:             env.Logger,
 				Registerer:         env.Registerer,
 			})
