@@ -61,6 +61,9 @@ type Config struct {
 	// helps if the share delivers events.
 	DisableNFSWatch bool
 	WatchWindows    bool
+	// Granularity overrides the measured timestamp granularity of a side
+	// (a share whose probe looks finer than it is).
+	Granularity map[reconcile.Side]time.Duration
 	// MaxWindowsPath is the longest relative path copied to Windows, in
 	// UTF-16 units (0: winname.MaxPath). Programs limited to MAX_PATH need
 	// 260 minus the length of the share's own path.
@@ -91,6 +94,10 @@ type Engine struct {
 	opened  bool // open ran: ancestor loaded, roots identified
 
 	win, nfs root
+	// clocks: each side's timestamp granularity and clock offset (probed
+	// at open); stab: the stability of changed files on unwatched sides.
+	clocks map[reconcile.Side]sideClock
+	stab   map[reconcile.Side]*stability
 	// problems says, per side, why that side's root halts the sync ("").
 	problems map[reconcile.Side]string
 	health   string // the problem last reported to Config.Health
@@ -171,6 +178,7 @@ func New(cfg Config) (*Engine, error) {
 		skipped:  map[string]string{},
 		blocked:  map[string]bool{},
 		problems: map[reconcile.Side]string{},
+		stab:     map[reconcile.Side]*stability{reconcile.Windows: {}, reconcile.NFS: {}},
 	}, nil
 }
 
@@ -215,14 +223,28 @@ func (e *Engine) Run(ctx context.Context, ready func()) error {
 		}
 	}
 
+	// Up to 5 rounds that plan something; files still changing are waited
+	// for (stability) up to 20 quiet periods, then left to the running sync.
 	start := time.Now()
-	for i := 0; i < 5; i++ {
-		r, err := e.round(ctx, i == 0, false)
+	waitUntil := start.Add(20 * e.cfg.QuietPeriod)
+	for i, first := 0, true; i < 5; first = false {
+		r, err := e.round(ctx, first, true)
 		if err != nil {
 			return err
 		}
-		if r.planned == 0 || ctx.Err() != nil {
+		if ctx.Err() != nil {
 			break
+		}
+		if r.planned > 0 {
+			i++
+			continue
+		}
+		if r.unstable == 0 || time.Now().After(waitUntil) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(min(max(r.wait, time.Millisecond), e.cfg.QuietPeriod)):
 		}
 	}
 	e.log.Info("initial sync done", "paths", len(e.anc), "took", time.Since(start).Round(time.Millisecond))
@@ -361,6 +383,15 @@ func (e *Engine) open() error {
 		e.ancChanged = true
 	}
 	e.anc = anc
+	e.clocks = map[reconcile.Side]sideClock{}
+	for _, r := range []*root{&e.win, &e.nfs} {
+		c := probeClock(r.dir)
+		if g := e.cfg.Granularity[r.side]; g > 0 {
+			c.granularity = g
+		}
+		e.clocks[r.side] = c
+		e.log.Info("file timestamps", "side", r.side.String(), "granularity", c.granularity, "clock_offset", c.offset.Round(time.Millisecond))
+	}
 	e.checkRoots()
 	return nil
 }

@@ -278,3 +278,62 @@ func TestVanishedRootDeletesNothing(t *testing.T) {
 		})
 	}
 }
+
+// Finding 3: half-written files reached the other side under their real
+// names. A slow writer that pauses for less than the quiet period must never
+// expose a partial version, in either direction, on a side without inotify
+// (Windows; the NFS side with watching off).
+func TestSlowWritersNeverExposePartialFiles(t *testing.T) {
+	for _, fromNFS := range []bool{false, true} {
+		name := map[bool]string{false: "windows to nfs", true: "nfs to windows (unwatched)"}[fromNFS]
+		t.Run(name, func(t *testing.T) {
+			cfg := testConfig(t, reconcile.Output)
+			cfg.QuietPeriod = 300 * time.Millisecond
+			cfg.DisableNFSWatch = fromNFS
+			h := newHarness(t, cfg)
+			h.run()
+			src, dst := h.win, h.nfs
+			if fromNFS {
+				src, dst = h.nfs, h.win
+			}
+			const chunks, size = 8, 64 << 10
+			final := bigContent(chunks * size)
+			stop := make(chan struct{})
+			partial := make(chan int, 1)
+			go func() { // the other side, read as an application would
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					if b, err := os.ReadFile(filepath.Join(dst, "slow.bin")); err == nil && len(b) != len(final) {
+						select {
+						case partial <- len(b):
+						default:
+						}
+					}
+					time.Sleep(2 * time.Millisecond)
+				}
+			}()
+			f, err := os.Create(filepath.Join(src, "slow.bin"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range chunks {
+				if _, err := f.Write(final[i*size : (i+1)*size]); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(cfg.QuietPeriod / 3) // pauses shorter than the quiet period
+			}
+			f.Close()
+			eventually(t, "complete copy", func() error { return sameContent(filepath.Join(src, "slow.bin"), filepath.Join(dst, "slow.bin")) })
+			close(stop)
+			select {
+			case n := <-partial:
+				t.Fatalf("a partial version (%d of %d bytes) appeared under the real name", n, len(final))
+			default:
+			}
+		})
+	}
+}

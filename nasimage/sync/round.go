@@ -14,6 +14,8 @@ type roundResult struct {
 	planned int           // filesystem actions planned
 	failed  int           // of which failed (other than stale)
 	wait    time.Duration // when skipped paths may be retried
+	// unstable counts files skipped because they are still changing.
+	unstable int
 }
 
 const maxBackoff = time.Minute
@@ -123,6 +125,26 @@ func (e *Engine) round(ctx context.Context, first, quiet bool) (roundResult, err
 			for p, why := range busy {
 				skip[p] = why
 			}
+			res.wait = max(res.wait, wait)
+		}
+	}
+	if quiet {
+		// Sides without inotify: a changed file must look the same in two
+		// scans a quiet period apart (stable.go).
+		for _, c := range []struct {
+			s       reconcile.Side
+			t       reconcile.Tree
+			read    bool
+			watched bool
+		}{{reconcile.Windows, ws.Tree, winRead, e.winW != nil}, {reconcile.NFS, ns.Tree, nfsRead, e.nfsW != nil}} {
+			if c.watched || !c.read {
+				continue
+			}
+			busy, wait := e.stab[c.s].check(c.t, e.anc, c.s, census, e.clocks[c.s], now, e.cfg.QuietPeriod)
+			for p, why := range busy {
+				skip[p] = why
+			}
+			res.unstable += len(busy)
 			res.wait = max(res.wait, wait)
 		}
 	}
