@@ -98,6 +98,10 @@ type Engine struct {
 	// at open); stab: the stability of changed files on unwatched sides.
 	clocks map[reconcile.Side]sideClock
 	stab   map[reconcile.Side]*stability
+	// racy: ancestor paths with an mtime within a tick of their recording
+	// (racy.go); dirty: those found changed by content, for the next plan.
+	racy  map[string]struct{}
+	dirty map[string]reconcile.SideSet
 	// problems says, per side, why that side's root halts the sync ("").
 	problems map[reconcile.Side]string
 	health   string // the problem last reported to Config.Health
@@ -179,6 +183,7 @@ func New(cfg Config) (*Engine, error) {
 		blocked:  map[string]bool{},
 		problems: map[reconcile.Side]string{},
 		stab:     map[reconcile.Side]*stability{reconcile.Windows: {}, reconcile.NFS: {}},
+		dirty:    map[string]reconcile.SideSet{},
 	}, nil
 }
 
@@ -392,6 +397,7 @@ func (e *Engine) open() error {
 		e.clocks[r.side] = c
 		e.log.Info("file timestamps", "side", r.side.String(), "granularity", c.granularity, "clock_offset", c.offset.Round(time.Millisecond))
 	}
+	e.findRacy()
 	e.checkRoots()
 	return nil
 }

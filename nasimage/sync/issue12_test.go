@@ -337,3 +337,52 @@ func TestSlowWritersNeverExposePartialFiles(t *testing.T) {
 		})
 	}
 }
+
+// Finding 4: a same-size edit within one tick of a coarse timestamp (FAT,
+// exFAT, SMB: 2 s or coarser) left size and mtime as they were and was never
+// seen. Here the Windows share's tick is 300 ms and the test stamps mtimes
+// the way such a share does.
+func TestSameSizeEditWithinATimestampTick(t *testing.T) {
+	const tick = 300 * time.Millisecond
+	for _, role := range []reconcile.Role{reconcile.Input, reconcile.Output} {
+		t.Run(role.String(), func(t *testing.T) {
+			cfg := testConfig(t, role)
+			cfg.Granularity = map[reconcile.Side]time.Duration{reconcile.Windows: tick}
+			h := newHarness(t, cfg)
+			for time.Since(time.Now().Truncate(tick)) < 50*time.Millisecond {
+				time.Sleep(5 * time.Millisecond) // the copy's mtime is then not racy on the export
+			}
+			mt := time.Now().Truncate(tick)
+			write(t, h.win, "x.txt", "windows  v1")
+			setMtime(t, h.win, "x.txt", mt)
+			h.round()
+			if got := tree(h.nfs); got != "x.txt=windows  v1" {
+				t.Fatalf("nfs: %s", got)
+			}
+			write(t, h.win, "x.txt", "windows  v2") // same size, same tick
+			setMtime(t, h.win, "x.txt", mt)
+			deadline := time.Now().Add(3 * time.Second)
+			for tree(h.nfs) != "x.txt=windows  v2" && time.Now().Before(deadline) {
+				h.round()
+				time.Sleep(20 * time.Millisecond)
+			}
+			if got := tree(h.nfs); got != "x.txt=windows  v2" {
+				t.Fatalf("the edit never reached nfs: %s", got)
+			}
+			if got := tree(h.win); got != "x.txt=windows  v2" {
+				t.Fatalf("windows: %s", got)
+			}
+			// Once past its tick and compared, the entry is trusted: the
+			// rounds compare nothing more.
+			time.Sleep(tick + 2*racyMargin)
+			h.round()
+			n := h.metric("nasd_sync_content_compared_total")
+			for range 3 {
+				h.round()
+			}
+			if m := h.metric("nasd_sync_content_compared_total"); m != n {
+				t.Fatalf("settled rounds compared %v more files", m-n)
+			}
+		})
+	}
+}

@@ -29,6 +29,7 @@ func (e *Engine) round(ctx context.Context, first, quiet bool) (roundResult, err
 	if !e.checkRoots() {
 		return res, nil // halted: a root is in doubt
 	}
+	res.wait = e.checkRacy(now)
 
 	// A side that matched the ancestor exactly last time is first checked
 	// with scan.Unchanged (no tree built); only a side that changed is read
@@ -65,7 +66,7 @@ func (e *Engine) round(ctx context.Context, first, quiet bool) (roundResult, err
 	} else {
 		nfsSame = e.nfsSame
 	}
-	if winSame && nfsSame {
+	if winSame && nfsSame && len(e.dirty) == 0 {
 		e.settledRound(ctx)
 		return res, nil
 	}
@@ -115,7 +116,7 @@ func (e *Engine) round(ctx context.Context, first, quiet bool) (roundResult, err
 	}
 	// One pass over the ancestor serves both the names check (no NFS path
 	// is new when the ancestor holds all of them) and planning.
-	census := reconcile.TakeCensus(e.anc, ws.Tree, ns.Tree, nil)
+	census := reconcile.TakeCensus(e.anc, ws.Tree, ns.Tree, e.dirty)
 	if e.cfg.Role == reconcile.Output {
 		e.skipNames(ws.Tree, ns.Tree, skip, census.SeenNFS == len(ns.Tree))
 	}
@@ -158,7 +159,7 @@ func (e *Engine) round(ctx context.Context, first, quiet bool) (roundResult, err
 	}
 
 	hold, resumed := e.holdEmptied(ws.Tree, ns.Tree, winRead, nfsRead)
-	st := reconcile.State{Ancestor: e.anc, Windows: ws.Tree, NFS: ns.Tree, Skip: skip, Census: census, Hold: hold}
+	st := reconcile.State{Ancestor: e.anc, Windows: ws.Tree, NFS: ns.Tree, Skip: skip, Census: census, Hold: hold, Dirty: e.dirty}
 	pol := reconcile.Policy{Role: e.cfg.Role, Mirror: e.cfg.Mirror, Now: now}
 	st.Equal = e.compare(reconcile.NeedsContent(st, pol))
 	plan := reconcile.Reconcile(st, pol)
@@ -203,17 +204,18 @@ func (e *Engine) round(ctx context.Context, first, quiet bool) (roundResult, err
 		e.log.Debug("action", "op", a.Op.String(), "path", a.Path, "to", a.To.String())
 		switch a.Op {
 		case reconcile.Record:
-			e.anc[a.Path] = reconcile.Pair{Windows: ws.Tree[a.Path], NFS: ns.Tree[a.Path]}
-			e.ancChanged = true
+			e.record(a.Path, reconcile.Pair{Windows: ws.Tree[a.Path], NFS: ns.Tree[a.Path]}, now)
 			continue
 		case reconcile.Forget:
 			delete(e.anc, a.Path)
+			delete(e.dirty, a.Path)
 			e.ancChanged = true
 			continue
 		}
 		if ctx.Err() != nil {
 			break
 		}
+		applyAt := time.Now()
 		out, err := e.ap.Apply(ctx, a)
 		pending--
 		e.m.pending.Set(float64(pending))
@@ -236,11 +238,12 @@ func (e *Engine) round(ctx context.Context, first, quiet bool) (roundResult, err
 		case reconcile.Copy:
 			e.m.files.WithLabelValues(direction(a.To)).Inc()
 			e.m.bytes.WithLabelValues(direction(a.To)).Add(float64(out.Bytes))
-			e.anc[a.Path] = out.Pair
+			e.record(a.Path, out.Pair, applyAt)
 		case reconcile.Mkdir:
-			e.anc[a.Path] = out.Pair
+			e.record(a.Path, out.Pair, applyAt)
 		case reconcile.Remove:
 			delete(e.anc, a.Path)
+			delete(e.dirty, a.Path)
 		}
 		e.ancChanged = true
 		if err := e.save(false); err != nil {

@@ -56,6 +56,9 @@ type Tree map[string]Entry
 type Pair struct {
 	Windows Entry
 	NFS     Entry
+	// Synced is when the entries were read (Unix ns, the engine's clock):
+	// an mtime within a timestamp tick of it is not trusted (racy).
+	Synced int64
 }
 
 // Of returns the side's entry.
