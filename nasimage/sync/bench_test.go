@@ -201,3 +201,90 @@ func makeFixture(b *testing.B, base string) {
 		b.Fatal(err)
 	}
 }
+
+// BenchmarkFirstSync: an input server's first sync of n files (directories
+// of 1,000 one-KiB files, Windows side a local directory, empty export),
+// then idle rescans with the default settings, in a child engine process as
+// nasd runs it (Run: the NFS side watched, the rescan interval adapted to the
+// scan cost). Reports the time to ready, its CPU, the idle CPU as a share of
+// one core, the adapted interval, the last scan's wall time and the peak RSS
+// of the whole process life. NASSYNC_IDLE sets the idle period (default 30 s),
+// NASSYNC_BENCH_DIR where the trees are made (default the test's temp dir).
+func BenchmarkFirstSync(b *testing.B) {
+	idle := 30 * time.Second
+	if v := os.Getenv("NASSYNC_IDLE"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			b.Fatal(err)
+		}
+		idle = d
+	}
+	for _, n := range []int{10_000, 100_000} {
+		b.Run(fmt.Sprintf("%dk", n/1000), func(b *testing.B) {
+			base := b.TempDir()
+			if d := os.Getenv("NASSYNC_BENCH_DIR"); d != "" { // e.g. a tmpfs
+				var err error
+				if base, err = os.MkdirTemp(d, "firstsync"); err != nil {
+					b.Fatal(err)
+				}
+				defer os.RemoveAll(base)
+			}
+			makeWindowsFixture(b, filepath.Join(base, "windows"), n)
+			var res runResult
+			for i := range b.N {
+				nfs, state := filepath.Join(base, fmt.Sprintf("export%d", i)), filepath.Join(base, fmt.Sprintf("state%d", i))
+				os.MkdirAll(nfs, 0o755)
+				hp := startHelper(b, helperConfig{Windows: filepath.Join(base, "windows"), NFS: nfs, State: state, Role: "input", IdleFor: idle}, nil, "")
+				if err := <-hp.done; err != nil {
+					b.Fatalf("first-sync helper: %v\n%s", err, hp.log())
+				}
+				if err := json.Unmarshal([]byte(hp.stdout()), &res); err != nil {
+					b.Fatalf("first-sync helper output %q: %v\n%s", hp.stdout(), err, hp.log())
+				}
+				os.RemoveAll(nfs)
+				os.RemoveAll(state)
+			}
+			b.ReportMetric(float64(res.Paths), "paths")
+			b.ReportMetric(res.FirstSync.Seconds(), "first-sync-s")
+			b.ReportMetric(res.FirstSyncCPU.Seconds(), "first-sync-cpu-s")
+			b.ReportMetric(res.IdleCPUPercent, "idle-cpu-%")
+			b.ReportMetric(float64(res.IdleRounds), "idle-rounds")
+			b.ReportMetric(res.RescanInterval.Seconds(), "interval-s")
+			b.ReportMetric(float64(res.LastScan.Milliseconds()), "scan-ms")
+			b.ReportMetric(float64(res.MaxRSSKiB)/1024, "peak-rss-MiB")
+		})
+	}
+}
+
+// makeWindowsFixture writes n one-KiB files in directories of 1,000, with
+// an old mtime, in parallel.
+func makeWindowsFixture(b *testing.B, dir string, n int) {
+	mt := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	data := bytes.Repeat([]byte("x"), 1024)
+	var wg gosync.WaitGroup
+	errs := make(chan error, n/1000+1)
+	for d := 0; d*1000 < n; d++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sub := filepath.Join(dir, fmt.Sprintf("dir%03d", d))
+			if err := os.MkdirAll(sub, 0o755); err != nil {
+				errs <- err
+				return
+			}
+			for f := 0; f < 1000 && d*1000+f < n; f++ {
+				p := filepath.Join(sub, fmt.Sprintf("file%04d.dat", f))
+				if err := os.WriteFile(p, data, 0o644); err != nil {
+					errs <- err
+					return
+				}
+				os.Chtimes(p, mt, mt)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
+}

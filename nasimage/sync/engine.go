@@ -127,6 +127,12 @@ type Engine struct {
 	ancChanged       bool
 	lastSaved        time.Time
 	roundsTotal      int
+	// interval is the rescan interval in force: at least RescanInterval and
+	// scanCostFactor times lastScan, the time the last round spent reading
+	// both sides (a large tree is rescanned less often, so that idle rounds
+	// cost at most 1/scanCostFactor of a core).
+	interval, lastScan time.Duration
+	scanTime           time.Duration // total time spent scanning
 	// settledRounds counts rounds that found both sides unchanged without
 	// building trees.
 	settledRounds int
@@ -257,7 +263,7 @@ func (e *Engine) Run(ctx context.Context, ready func()) error {
 		ready()
 	}
 
-	tick := time.NewTicker(e.cfg.RescanInterval)
+	tick := time.NewTimer(e.rescanInterval())
 	defer tick.Stop()
 	quiet := time.NewTimer(time.Hour)
 	quiet.Stop()
@@ -298,7 +304,26 @@ func (e *Engine) Run(ctx context.Context, ready func()) error {
 		if r.wait > 0 {
 			arm(r.wait)
 		}
+		tick.Reset(e.rescanInterval())
 	}
+}
+
+// scanCostFactor: the rescan interval is at least this many times the time
+// the last round spent scanning (idle rescans take at most 4% of a core).
+const scanCostFactor = 25
+
+// rescanInterval adapts the rescan interval to the measured scan cost and
+// reports a change.
+func (e *Engine) rescanInterval() time.Duration {
+	iv := max(e.cfg.RescanInterval, scanCostFactor*e.lastScan).Round(10 * time.Millisecond)
+	if iv != e.interval && (iv > e.interval*5/4 || iv < e.interval*3/4 || e.interval == 0) {
+		if e.interval != 0 || iv != e.cfg.RescanInterval {
+			e.log.Info("rescan interval adapted to the scan cost", "interval", iv, "last_scan", e.lastScan.Round(time.Millisecond))
+		}
+		e.interval = iv
+		e.m.interval.Set(iv.Seconds())
+	}
+	return e.interval
 }
 
 // flush runs the final rounds after shutdown began: nasd has stopped NFS

@@ -31,6 +31,10 @@ type helperConfig struct {
 	// CPU time and the peak RSS as JSON, then exit (the rescan benchmark).
 	RescanRounds int
 	WatchNFS     bool // with RescanRounds: the NFS side watched (the default)
+	// IdleFor > 0: run the engine (Run, default settings), time the initial
+	// sync, then measure CPU for IdleFor with nothing changing; print a
+	// runResult as JSON (the first-sync benchmark).
+	IdleFor time.Duration
 }
 
 func TestMain(m *testing.M) {
@@ -63,6 +67,9 @@ func helperMain(raw string) int {
 	}
 	if hc.RescanRounds > 0 {
 		return rescanBench(eng, hc.RescanRounds, hc.WatchNFS)
+	}
+	if hc.IdleFor > 0 {
+		return firstSyncBench(eng, hc.IdleFor)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
@@ -161,6 +168,59 @@ type rescanResult struct {
 	CPUPerRound  time.Duration // user + system
 	WallPerRound time.Duration
 	MaxRSSKiB    int64
+}
+
+// runResult is what a first-sync helper prints.
+type runResult struct {
+	Paths          int
+	FirstSync      time.Duration // Run start to ready
+	FirstSyncCPU   time.Duration
+	IdleCPUPercent float64 // of one core, over the idle period
+	IdleRounds     int
+	RescanInterval time.Duration // the adapted interval at the end
+	LastScan       time.Duration
+	MaxRSSKiB      int64
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// firstSyncBench runs the engine as nasd does and measures the initial sync
+// and then idle rounds.
+func firstSyncBench(eng *Engine, idle time.Duration) int {
+	ctx, cancel := context.WithCancel(context.Background())
+	var res runResult
+	t0, c0 := time.Now(), cpuTime()
+	var c1 time.Duration
+	var r1 int
+	var t1 time.Time
+	done := make(chan error, 1)
+	go func() {
+		done <- eng.Run(ctx, func() {
+			t1, c1 = time.Now(), cpuTime()
+			res.FirstSync, res.FirstSyncCPU = t1.Sub(t0), c1-c0
+			r1 = eng.roundsTotal
+			time.AfterFunc(idle, cancel)
+		})
+	}()
+	<-ctx.Done()
+	c2, t2 := cpuTime(), time.Now()
+	res.IdleCPUPercent = 100 * float64(c2-c1) / float64(t2.Sub(t1))
+	if err := <-done; err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	res.IdleRounds = eng.roundsTotal - r1 - 1 // the flush's round is no idle one
+	res.Paths = len(eng.anc)
+	res.RescanInterval, res.LastScan = eng.interval, eng.lastScan
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	res.MaxRSSKiB = ru.Maxrss
+	json.NewEncoder(os.Stdout).Encode(res)
+	return 0
 }
 
 // rescanBench syncs once (from the saved ancestor), then times rounds that

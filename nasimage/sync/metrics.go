@@ -14,6 +14,7 @@ type metrics struct {
 	conflicts   prometheus.Counter
 	compared    prometheus.Counter
 	halted      *prometheus.GaugeVec
+	interval    prometheus.Gauge
 	skipped     prometheus.Gauge
 	errors      *prometheus.CounterVec
 	scanSeconds *prometheus.HistogramVec
@@ -57,6 +58,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "nasd_sync_halted",
 			Help: "1 while this side's root halts the sync: in doubt (marker missing or another, directory gone) or emptied in one round.",
 		}, []string{"side"}),
+		interval: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "nasd_sync_rescan_interval_seconds",
+			Help: "The rescan interval in force: --rescan-interval, or 25 times the last scan's duration if longer.",
+		}),
 		skipped: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "nasd_sync_skipped_names",
 			Help: "NFS paths not synced because Windows cannot hold their names (illegal characters, reserved names, case-only twins).",
@@ -71,7 +76,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Buckets: prometheus.ExponentialBuckets(0.001, 4, 8),
 		}, []string{"side"}),
 	}
-	for _, c := range []prometheus.Collector{m.lastSync, m.pending, m.files, m.bytes, m.conflicts, m.compared, m.halted, m.skipped, m.errors, m.scanSeconds} {
+	for _, c := range []prometheus.Collector{m.lastSync, m.pending, m.files, m.bytes, m.conflicts, m.compared, m.halted, m.interval, m.skipped, m.errors, m.scanSeconds} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -30,6 +30,7 @@ func (e *Engine) round(ctx context.Context, first, quiet bool) (roundResult, err
 		return res, nil // halted: a root is in doubt
 	}
 	res.wait = e.checkRacy(now)
+	scanStart := e.scanTime
 
 	// A side that matched the ancestor exactly last time is first checked
 	// with scan.Unchanged (no tree built); only a side that changed is read
@@ -66,6 +67,7 @@ func (e *Engine) round(ctx context.Context, first, quiet bool) (roundResult, err
 	} else {
 		nfsSame = e.nfsSame
 	}
+	defer func() { e.lastScan = e.scanTime - scanStart }()
 	if winSame && nfsSame && len(e.dirty) == 0 {
 		e.settledRound(ctx)
 		return res, nil
@@ -200,6 +202,53 @@ func (e *Engine) round(ctx context.Context, first, quiet bool) (roundResult, err
 	}
 	pending := res.planned
 	failedTo := map[reconcile.Side]bool{}
+	// applied books one filesystem action's outcome.
+	applied := func(a reconcile.Action, out apply.Outcome, err error, at time.Time) {
+		pending--
+		e.m.pending.Set(float64(pending))
+		if err != nil {
+			failedTo[a.To] = true
+			if errors.Is(err, apply.ErrStale) {
+				e.log.Debug("changed during sync; will retry", "err", err)
+				res.wait = e.cfg.QuietPeriod
+				return
+			}
+			res.failed++
+			e.fail(a, err, now)
+			return
+		}
+		delete(e.backoff, a.Path)
+		if a.To == reconcile.NFS {
+			e.nfsDirty = true
+		}
+		switch a.Op {
+		case reconcile.Copy:
+			e.m.files.WithLabelValues(direction(a.To)).Inc()
+			e.m.bytes.WithLabelValues(direction(a.To)).Add(float64(out.Bytes))
+			e.record(a.Path, out.Pair, at)
+		case reconcile.Mkdir:
+			e.record(a.Path, out.Pair, at)
+		case reconcile.Remove:
+			delete(e.anc, a.Path)
+			delete(e.dirty, a.Path)
+		}
+		e.ancChanged = true
+	}
+	// Copies of files go in batches (one durability barrier for many,
+	// apply.Batch); the ancestor is saved only after a batch completed.
+	batch := e.ap.NewBatch()
+	var batchAt time.Time
+	runBatch := func() {
+		if batch.Len() == 0 {
+			return
+		}
+		for _, r := range batch.Run(ctx) {
+			applied(r.Action, r.Outcome, r.Err, batchAt)
+		}
+		if err := e.save(false); err != nil {
+			e.log.Error("saving sync state", "err", err)
+		}
+	}
 	for _, a := range plan.Actions {
 		e.log.Debug("action", "op", a.Op.String(), "path", a.Path, "to", a.To.String())
 		switch a.Op {
@@ -215,41 +264,28 @@ func (e *Engine) round(ctx context.Context, first, quiet bool) (roundResult, err
 		if ctx.Err() != nil {
 			break
 		}
-		applyAt := time.Now()
-		out, err := e.ap.Apply(ctx, a)
-		pending--
-		e.m.pending.Set(float64(pending))
-		if err != nil {
-			failedTo[a.To] = true
-			if errors.Is(err, apply.ErrStale) {
-				e.log.Debug("changed during sync; will retry", "err", err)
-				res.wait = e.cfg.QuietPeriod
-				continue
+		if apply.Batchable(a) {
+			if batch.Len() == 0 {
+				batchAt = time.Now()
 			}
-			res.failed++
-			e.fail(a, err, now)
+			if batch.Add(a) {
+				runBatch()
+			}
 			continue
 		}
-		delete(e.backoff, a.Path)
-		if a.To == reconcile.NFS {
-			e.nfsDirty = true
+		if a.Op != reconcile.Mkdir {
+			// Removals and renames come before copies in a plan; a Mkdir
+			// precedes the copies into it, so it need not wait for them.
+			runBatch()
 		}
-		switch a.Op {
-		case reconcile.Copy:
-			e.m.files.WithLabelValues(direction(a.To)).Inc()
-			e.m.bytes.WithLabelValues(direction(a.To)).Add(float64(out.Bytes))
-			e.record(a.Path, out.Pair, applyAt)
-		case reconcile.Mkdir:
-			e.record(a.Path, out.Pair, applyAt)
-		case reconcile.Remove:
-			delete(e.anc, a.Path)
-			delete(e.dirty, a.Path)
-		}
-		e.ancChanged = true
+		at := time.Now()
+		out, err := e.ap.Apply(ctx, a)
+		applied(a, out, err, at)
 		if err := e.save(false); err != nil {
 			e.log.Error("saving sync state", "err", err)
 		}
 	}
+	runBatch()
 	if err := e.save(true); err != nil {
 		return res, err
 	}
@@ -290,6 +326,7 @@ func (e *Engine) compare(paths []string) map[string]bool {
 func (e *Engine) read(s reconcile.Side, sizeHint int) (scan.Result, error) {
 	t0 := time.Now()
 	res, err := scan.Scan(e.ap.Root(s), e.ex, sizeHint)
+	e.scanTime += time.Since(t0)
 	if err == nil {
 		e.m.scanSeconds.WithLabelValues(s.String()).Observe(time.Since(t0).Seconds())
 	}
@@ -305,6 +342,7 @@ func (e *Engine) unchanged(s reconcile.Side) (bool, error) {
 	}
 	t0 := time.Now()
 	same, w, err := scan.Unchanged(e.ap.Root(s), e.ex, e.anc, s, *walk)
+	e.scanTime += time.Since(t0)
 	if err != nil {
 		return false, err
 	}

@@ -66,9 +66,13 @@ func (ap *Applier) Apply(ctx context.Context, a reconcile.Action) (Outcome, erro
 		err = fmt.Errorf("not a filesystem action: %v", a.Op)
 	}
 	if err != nil {
-		return out, fmt.Errorf("%s %s on %s: %w", a.Op, a.Path, a.To, err)
+		return out, wrap(a, err)
 	}
 	return out, nil
+}
+
+func wrap(a reconcile.Action, err error) error {
+	return fmt.Errorf("%s %s on %s: %w", a.Op, a.Path, a.To, err)
 }
 
 func (ap *Applier) expect(root, rel string, want reconcile.Entry, what string) error {
@@ -111,18 +115,13 @@ func (ap *Applier) copy(ctx context.Context, a reconcile.Action) (Outcome, error
 	if a.Source.Kind == reconcile.Symlink {
 		err = os.Symlink(a.Source.Target, tmp)
 	} else {
-		n, err = ap.copyFile(ctx, filepath.Join(srcRoot, filepath.FromSlash(a.Path)), tmp, a.Source)
+		n, err = ap.writeTemp(ctx, filepath.Join(srcRoot, filepath.FromSlash(a.Path)), tmp, a.Source, true)
 	}
 	if err != nil {
 		os.Remove(tmp)
 		return Outcome{}, err
 	}
-	// The source must still be the version we planned and copied.
-	if err := ap.expect(srcRoot, a.Path, a.Source, "source"); err != nil {
-		os.Remove(tmp)
-		return Outcome{}, err
-	}
-	if err := os.Rename(tmp, dst); err != nil {
+	if err := ap.install(a, tmp); err != nil {
 		os.Remove(tmp)
 		return Outcome{}, err
 	}
@@ -131,7 +130,9 @@ func (ap *Applier) copy(ctx context.Context, a reconcile.Action) (Outcome, error
 	return Outcome{Pair: p, Bytes: n}, err
 }
 
-func (ap *Applier) copyFile(ctx context.Context, src, tmp string, want reconcile.Entry) (int64, error) {
+// writeTemp copies src to the new file tmp with want's mode and mtime,
+// fsynced if durable (a Batch makes many durable at once).
+func (ap *Applier) writeTemp(ctx context.Context, src, tmp string, want reconcile.Entry, durable bool) (int64, error) {
 	in, err := os.Open(src)
 	if err != nil {
 		return 0, err
@@ -142,7 +143,7 @@ func (ap *Applier) copyFile(ctx context.Context, src, tmp string, want reconcile
 		return 0, err
 	}
 	n, err := ap.copyData(ctx, out, in)
-	if err == nil {
+	if err == nil && durable {
 		err = out.Sync()
 	}
 	if err == nil {
