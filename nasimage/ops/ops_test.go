@@ -70,3 +70,16 @@ func TestNewLogger(t *testing.T) {
 		t.Fatal("bad level accepted")
 	}
 }
+
+func TestReadinessRemove(t *testing.T) {
+	r := NewReadiness("nfs")
+	r.Set("nfs", true)
+	r.Add("sync halted: windows root emptied")
+	if ok, waiting := r.Ready(); ok || len(waiting) != 1 || waiting[0] != "sync halted: windows root emptied" {
+		t.Fatalf("ready=%v waiting=%v", ok, waiting)
+	}
+	r.Remove("sync halted: windows root emptied")
+	if ok, waiting := r.Ready(); !ok {
+		t.Fatalf("still waiting for %v", waiting)
+	}
+}

@@ -104,7 +104,9 @@ type Engine struct {
 	dirty map[string]reconcile.SideSet
 	// problems says, per side, why that side's root halts the sync ("").
 	problems map[reconcile.Side]string
-	health   string // the problem last reported to Config.Health
+	// acceptEmpty: an operator confirmed that side's emptied root.
+	acceptEmpty map[reconcile.Side]bool
+	health      string // the problem last reported to Config.Health
 
 	winSize    int            // last Windows scan's size, to presize the next
 	nfsTree    reconcile.Tree // the last NFS scan, while watching may vouch for it
@@ -178,19 +180,29 @@ func New(cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sync: metrics: %w", err)
 	}
-	return &Engine{
-		cfg:      cfg,
-		log:      log.With("component", "sync", "role", cfg.Role.String()),
-		m:        m,
-		ap:       apply.Applier{Windows: cfg.WindowsDir, NFS: cfg.NFSDir, ChunkDelay: cfg.copyChunkDelay},
-		ex:       ex,
-		backoff:  map[string]retry{},
-		skipped:  map[string]string{},
-		blocked:  map[string]bool{},
-		problems: map[reconcile.Side]string{},
-		stab:     map[reconcile.Side]*stability{reconcile.Windows: {}, reconcile.NFS: {}},
-		dirty:    map[string]reconcile.SideSet{},
-	}, nil
+	e := &Engine{
+		cfg:         cfg,
+		log:         log.With("component", "sync", "role", cfg.Role.String()),
+		m:           m,
+		ap:          apply.Applier{Windows: cfg.WindowsDir, NFS: cfg.NFSDir, ChunkDelay: cfg.copyChunkDelay},
+		ex:          ex,
+		backoff:     map[string]retry{},
+		skipped:     map[string]string{},
+		blocked:     map[string]bool{},
+		problems:    map[reconcile.Side]string{},
+		acceptEmpty: map[reconcile.Side]bool{},
+		stab:        map[reconcile.Side]*stability{reconcile.Windows: {}, reconcile.NFS: {}},
+		dirty:       map[string]reconcile.SideSet{},
+	}
+	// The watchers learn of the engine's own renames into place.
+	e.ap.Installing = func(to reconcile.Side, rel string) {
+		if to == reconcile.NFS {
+			e.nfsW.Expect(rel)
+		} else {
+			e.winW.Expect(rel)
+		}
+	}
+	return e, nil
 }
 
 // ParseRole reads a role name as nasd's flags and the Pulumi config spell it.
@@ -494,29 +506,39 @@ func (e *Engine) setProblem(s reconcile.Side, why string) {
 
 // holdEmptied returns the sides whose tree went from synced entries to none
 // in one round: their absences are not propagated (reconcile.State.Hold)
-// unless an operator put scan.ResumeName in the root (resumed is then the
-// root whose resume file to remove once the round applied).
-func (e *Engine) holdEmptied(ws, ns reconcile.Tree, winRead, nfsRead bool) (hold reconcile.SideSet, resumed []*root) {
+// unless an operator put scan.ResumeName in the root. That answer holds
+// until the side is no longer emptied (its deletions applied, or something
+// new in it), so a round that skipped a busy path does not halt again.
+// A side represented by the ancestor is never empty unless the ancestor is.
+func (e *Engine) holdEmptied(ws, ns reconcile.Tree) reconcile.SideSet {
+	var hold reconcile.SideSet
 	for _, c := range []struct {
-		r    *root
-		t    reconcile.Tree
-		read bool
-	}{{&e.win, ws, winRead}, {&e.nfs, ns, nfsRead}} {
+		r *root
+		t reconcile.Tree
+	}{{&e.win, ws}, {&e.nfs, ns}} {
 		s := c.r.side
-		emptied := c.read && len(c.t) == 0 && e.ancHolds(s)
-		switch {
-		case emptied && c.r.resumeAsked():
+		emptied := len(c.t) == 0 && e.ancHolds(s)
+		if emptied && !e.acceptEmpty[s] && c.r.resumeAsked() {
 			e.log.Warn("resuming on operator request: the emptied root's deletions propagate", "side", s.String())
-			resumed = append(resumed, c.r)
+			e.acceptEmpty[s] = true
+			if err := c.r.clearResume(); err != nil {
+				e.log.Warn("removing the resume file", "err", err)
+			}
+		}
+		switch {
+		case emptied && e.acceptEmpty[s]:
 			e.setProblem(s, "")
 		case emptied:
 			hold |= reconcile.Sides(s)
 			e.setProblem(s, "root emptied in one round: its deletions are not propagated")
-		case strings.HasPrefix(e.problems[s], "root emptied") && (c.read || len(c.t) > 0):
-			e.setProblem(s, "")
+		default:
+			e.acceptEmpty[s] = false
+			if strings.HasPrefix(e.problems[s], "root emptied") {
+				e.setProblem(s, "")
+			}
 		}
 	}
-	return hold, resumed
+	return hold
 }
 
 // ancHolds reports whether the ancestor has any entry on side s.

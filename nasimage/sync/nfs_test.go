@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/nas-topology/nas-topology/nasimage/internal/nfstest"
 	"github.com/nas-topology/nas-topology/nasimage/sync/reconcile"
+	"github.com/nas-topology/nas-topology/nasimage/sync/scan"
 )
 
 // nfsWrite writes a file through the NFS client in small WRITE calls, the way
@@ -113,8 +115,9 @@ func TestOutputThroughNFSClient(t *testing.T) {
 // TestNFSClientEditsReachWindows: an application edits through a real NFS
 // client (go-nfs-client against nasd's NFS stack): a file in nested new
 // directories, an in-place edit that keeps the size (only the mtime tells),
-// a file rename, a directory rename, a recursive delete. Each reaches the
-// Windows directory while the engine runs.
+// a file rename, a directory rename, a recursive delete (of everything: held
+// until an operator confirms). Each reaches the Windows directory while the
+// engine runs.
 func TestNFSClientEditsReachWindows(t *testing.T) {
 	h := newHarness(t, testConfig(t, reconcile.Output))
 	srv := nfstest.Start(t, nfstest.Options{Dir: h.nfs})
@@ -152,6 +155,18 @@ func TestNFSClientEditsReachWindows(t *testing.T) {
 	if err := v.RemoveAll("z"); err != nil {
 		t.Fatal(err)
 	}
+	// The export went from synced files to none in one round: root safety
+	// holds the deletions until an operator confirms, here over NFS.
+	eventually(t, "emptied export reported", func() error {
+		if h.metric("nasd_sync_halted", "side", "nfs") != 1 {
+			return errors.New("not halted")
+		}
+		return nil
+	})
+	if got := tree(h.win); got != "z/ z/b/ z/b/d.txt=VERSION 2" {
+		t.Fatalf("windows after the export was emptied: %s", got)
+	}
+	nfsWrite(t, v, scan.ResumeName, nil)
 	eventually(t, "recursive delete", treeIs(h.win, ""))
 	if got := tree(h.nfs); got != "" {
 		t.Fatalf("export after the delete: %s", got)
@@ -363,4 +378,57 @@ func TestQuietPeriodWaitsForWrites(t *testing.T) {
 		t.Fatalf("Windows saw a partial file (%d of %d bytes)", n, len(data))
 	default:
 	}
+}
+
+// TestNasdReadyzReportsHaltedSync: the real nasd fails /readyz with the
+// reason while the Windows root is in doubt, and recovers when it is back.
+func TestNasdReadyzReportsHaltedSync(t *testing.T) {
+	base := t.TempDir()
+	win, export, state := filepath.Join(base, "windows"), filepath.Join(base, "export"), filepath.Join(base, "state")
+	for _, d := range []string{win, export, state} {
+		os.MkdirAll(d, 0o755)
+	}
+	write(t, win, "input.csv", "a,b\n")
+	p := startNasd(t, export, state, win, "--role", "input", "--rescan-interval", "50ms")
+	readyz := func(wantCode int, wantText string) func() error {
+		return func() error {
+			resp, err := http.Get("http://" + p.http + "/readyz")
+			if err != nil {
+				return err
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != wantCode || !strings.Contains(string(body), wantText) {
+				return fmt.Errorf("/readyz %d %q", resp.StatusCode, body)
+			}
+			return nil
+		}
+	}
+	eventually(t, "ready", readyz(200, "ready"))
+	marker, err := os.ReadFile(filepath.Join(win, scan.MarkerName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(win, scan.MarkerName))
+	os.Remove(filepath.Join(win, "input.csv"))
+	eventually(t, "/readyz reports the halt", readyz(503, "sync halted: windows root in doubt: marker .nasd-sync-root missing"))
+	if _, err := os.Stat(filepath.Join(export, "input.csv")); err != nil {
+		t.Fatalf("deleted on the export while halted: %v", err)
+	}
+	// The marker back, the root is found empty: still no deletion.
+	os.WriteFile(filepath.Join(win, scan.MarkerName), marker, 0o644)
+	eventually(t, "/readyz reports the emptied root", readyz(503, "sync halted: windows root emptied"))
+	if _, err := os.Stat(filepath.Join(export, "input.csv")); err != nil {
+		t.Fatalf("deleted on the export while held: %v", err)
+	}
+	// The operator confirms.
+	write(t, win, scan.ResumeName, "")
+	eventually(t, "ready again", readyz(200, "ready"))
+	eventually(t, "the deletion propagated", func() error {
+		if _, err := os.Stat(filepath.Join(export, "input.csv")); err == nil {
+			return errors.New("input.csv still on the export")
+		}
+		return nil
+	})
+	p.stop(t)
 }

@@ -32,6 +32,9 @@ type Applier struct {
 	// ChunkDelay slows copies down (a pause per chunk): fault tests use it to
 	// kill the engine in the middle of a copy.
 	ChunkDelay time.Duration
+	// Installing, if set, is told right before a copy is renamed into place
+	// at rel on side to (the engine's watcher then knows the event is ours).
+	Installing func(to reconcile.Side, rel string)
 }
 
 // Outcome is what an applied action left behind.
@@ -86,18 +89,26 @@ func (ap *Applier) expect(root, rel string, want reconcile.Entry, what string) e
 	return nil
 }
 
-// pair is the ancestor entry for a Copy or Mkdir just done: the source as
-// planned and verified (not as it may be by now: a change after the copy is
-// the next round's to see) and the destination as it now is.
+// pair is the ancestor entry for a Mkdir just done: the source as planned
+// and the destination as it now is.
 func (ap *Applier) pair(a reconcile.Action) (reconcile.Pair, error) {
 	dst, err := scan.Stat(ap.Root(a.To), a.Path)
 	if err != nil {
 		return reconcile.Pair{}, err
 	}
+	return pairOf(a, dst), nil
+}
+
+// pairOf is the ancestor entry for a Copy or Mkdir: the source as planned and
+// verified (not as it may be by now: a change after the copy is the next
+// round's to see) and dst, the destination as installed. A copy's dst is read
+// from its temp file before the rename (the same inode): read after it, a
+// client's change or removal in between would be recorded as what we wrote.
+func pairOf(a reconcile.Action, dst reconcile.Entry) reconcile.Pair {
 	if a.To == reconcile.NFS {
-		return reconcile.Pair{Windows: a.Source, NFS: dst}, nil
+		return reconcile.Pair{Windows: a.Source, NFS: dst}
 	}
-	return reconcile.Pair{Windows: dst, NFS: a.Source}, nil
+	return reconcile.Pair{Windows: dst, NFS: a.Source}
 }
 
 func (ap *Applier) copy(ctx context.Context, a reconcile.Action) (Outcome, error) {
@@ -121,13 +132,13 @@ func (ap *Applier) copy(ctx context.Context, a reconcile.Action) (Outcome, error
 		os.Remove(tmp)
 		return Outcome{}, err
 	}
-	if err := ap.install(a, tmp); err != nil {
+	got, err := ap.install(a, tmp)
+	if err != nil {
 		os.Remove(tmp)
 		return Outcome{}, err
 	}
 	syncDir(filepath.Dir(dst))
-	p, err := ap.pair(a)
-	return Outcome{Pair: p, Bytes: n}, err
+	return Outcome{Pair: pairOf(a, got), Bytes: n}, nil
 }
 
 // writeTemp copies src to the new file tmp with want's mode and mtime,

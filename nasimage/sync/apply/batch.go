@@ -44,6 +44,7 @@ type BatchResult struct {
 type item struct {
 	a   reconcile.Action
 	tmp string
+	dst reconcile.Entry // as installed
 	n   int64
 	out Outcome
 	err error
@@ -124,7 +125,7 @@ func (b *Batch) Run(ctx context.Context) []BatchResult {
 			it.err = ctx.Err()
 		}
 		if it.err == nil {
-			it.err = b.ap.install(it.a, it.tmp)
+			it.dst, it.err = b.ap.install(it.a, it.tmp)
 		}
 		if it.err != nil {
 			if it.tmp != "" {
@@ -142,11 +143,9 @@ func (b *Batch) Run(ctx context.Context) []BatchResult {
 	for i, it := range items {
 		res[i] = BatchResult{Action: it.a, Err: it.err}
 		if it.err == nil {
-			p, err := b.ap.pair(it.a)
-			res[i].Outcome, res[i].Err = Outcome{Pair: p, Bytes: it.n}, err
-		}
-		if res[i].Err != nil {
-			res[i].Err = wrap(it.a, res[i].Err)
+			res[i].Outcome = Outcome{Pair: pairOf(it.a, it.dst), Bytes: it.n}
+		} else {
+			res[i].Err = wrap(it.a, it.err)
 		}
 	}
 	return res
@@ -169,27 +168,35 @@ func (ap *Applier) prepare(ctx context.Context, a reconcile.Action) (string, int
 	return tmp, n, nil
 }
 
-// install puts a prepared temp file in place: the source must still be the
-// version planned and copied, and a destination that was absent must still
-// be (RENAME_NOREPLACE where the filesystem has it).
-func (ap *Applier) install(a reconcile.Action, tmp string) error {
+// install puts a prepared temp file in place and returns its entry: the
+// source must still be the version planned and copied, and a destination
+// that was absent must still be (RENAME_NOREPLACE where the filesystem has
+// it).
+func (ap *Applier) install(a reconcile.Action, tmp string) (reconcile.Entry, error) {
 	if err := ap.expect(ap.Root(a.To.Other()), a.Path, a.Source, "source"); err != nil {
-		return err
+		return reconcile.Entry{}, err
+	}
+	got, err := scan.Stat(filepath.Dir(tmp), filepath.Base(tmp))
+	if err != nil {
+		return reconcile.Entry{}, err
 	}
 	dst := filepath.Join(ap.Root(a.To), filepath.FromSlash(a.Path))
+	if ap.Installing != nil {
+		ap.Installing(a.To, a.Path)
+	}
 	if a.Dest.Kind == reconcile.Absent {
 		err := unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, dst, unix.RENAME_NOREPLACE)
 		switch {
 		case err == nil:
-			return nil
+			return got, nil
 		case errors.Is(err, unix.EEXIST):
-			return errors.Join(errors.New("destination appeared"), ErrStale)
+			return got, errors.Join(errors.New("destination appeared"), ErrStale)
 		case !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOSYS):
-			return err
+			return got, err
 		}
 		// The filesystem has no RENAME_NOREPLACE (9p, some FUSE): rename.
 	}
-	return os.Rename(tmp, dst)
+	return got, os.Rename(tmp, dst)
 }
 
 func syncFS(root string) error {

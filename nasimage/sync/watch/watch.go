@@ -25,7 +25,10 @@ type Watcher struct {
 	changed chan struct{}
 	mu      sync.Mutex
 	last    map[string]time.Time // relative path -> time of its last event
-	errs    chan error
+	// ours: paths the engine is about to rename into place (Expect), with
+	// when the expectation lapses; the event of that rename is not a hint.
+	ours map[string]time.Time
+	errs chan error
 }
 
 // New starts watching root recursively.
@@ -34,7 +37,8 @@ func New(root string) (*Watcher, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &Watcher{root: root, fw: fw, changed: make(chan struct{}, 1), last: map[string]time.Time{}, errs: make(chan error, 1)}
+	w := &Watcher{root: root, fw: fw, changed: make(chan struct{}, 1), last: map[string]time.Time{},
+		ours: map[string]time.Time{}, errs: make(chan error, 1)}
 	if err := w.addTree(root); err != nil {
 		fw.Close()
 		return nil, err
@@ -63,6 +67,31 @@ func (w *Watcher) Errors() <-chan error {
 
 // Close stops watching.
 func (w *Watcher) Close() error { return w.fw.Close() }
+
+// expectFor bounds how long an expected event is waited for.
+const expectFor = 10 * time.Second
+
+// Expect says the engine is about to rename its own copy into place at rel
+// (relative, slash-separated): the event that rename fires is the engine's,
+// not an application still writing, so it marks nothing busy. A first sync
+// of 100,000 files would otherwise hold 100,000 busy paths. Any other event
+// for rel still counts. A nil Watcher ignores it.
+func (w *Watcher) Expect(rel string) {
+	if w == nil {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	now := time.Now()
+	if len(w.ours) > 4096 {
+		for p, t := range w.ours {
+			if now.After(t) {
+				delete(w.ours, p)
+			}
+		}
+	}
+	w.ours[rel] = now.Add(expectFor)
+}
 
 // Busy returns the paths that had an event less than quiet ago, and how long
 // until the most recent of them goes quiet. Older entries are dropped.
@@ -159,8 +188,16 @@ func (w *Watcher) event(ev fsnotify.Event) {
 	// Chmod (IN_ATTRIB) is a hint too: an NFS SETATTR that only changes the
 	// mode or the mtime fires nothing else, and the engine trusts the
 	// watched side's last read until an event.
+	now := time.Now()
 	w.mu.Lock()
-	w.last[rel] = time.Now()
+	if until, ok := w.ours[rel]; ok && ev.Has(fsnotify.Create) {
+		delete(w.ours, rel)
+		if now.Before(until) {
+			w.mu.Unlock()
+			return // the engine's own rename into place
+		}
+	}
+	w.last[rel] = now
 	w.mu.Unlock()
 	w.signal()
 }
