@@ -7,6 +7,7 @@ import (
 	"time"
 
 	nassync "github.com/nas-topology/nas-topology/nasimage/sync"
+	"github.com/nas-topology/nas-topology/nasimage/sync/reconcile"
 )
 
 // The sync engine's flags and worker. Without --windows-dir nasd only serves
@@ -21,6 +22,7 @@ type syncFlags struct {
 	flushTimeout time.Duration
 	watchWindows bool
 	maxPath      int
+	winGran      time.Duration
 	excludes     stringList
 }
 
@@ -52,6 +54,7 @@ func init() {
 			fs.DurationVar(&f.fullRescan, "full-rescan-interval", nassync.DefaultFullRescanInterval, "longest time the export's scan is trusted without inotify events")
 			fs.DurationVar(&f.flushTimeout, "sync-flush-timeout", nassync.DefaultFlushTimeout, "on shutdown, time allowed for the final sync (keep below --shutdown-grace)")
 			fs.BoolVar(&f.watchWindows, "watch-windows", false, "also use inotify on the Windows directory (only useful if the share delivers events)")
+			fs.DurationVar(&f.winGran, "windows-mtime-granularity", 0, "timestamp granularity of the Windows share (e.g. 2s for FAT/exFAT); 0 measures it at start")
 			fs.IntVar(&f.maxPath, "windows-max-path", 0, "longest relative path copied to Windows, in UTF-16 units (0: 32767; programs limited to MAX_PATH need 260 minus the share's own path)")
 			fs.Var(&f.excludes, "exclude", "glob of names (or, with a /, relative paths) not to sync, besides the defaults (Thumbs.db, desktop.ini, ~$*, ...); repeatable or comma-separated")
 		},
@@ -92,6 +95,7 @@ func init() {
 				Excludes:           f.excludes,
 				WatchWindows:       f.watchWindows,
 				MaxWindowsPath:     f.maxPath,
+				Granularity:        map[reconcile.Side]time.Duration{reconcile.Windows: f.winGran},
 				Health:             health,
 				Logger:             env.Logger,
 				Registerer:         env.Registerer,
