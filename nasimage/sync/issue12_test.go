@@ -214,6 +214,31 @@ func TestVanishedRootDeletesNothing(t *testing.T) {
 					t.Fatalf("nfs after the mount came back: %s", got)
 				}
 			})
+			t.Run("windows directory replaced by another sync root", func(t *testing.T) {
+				h, health := rootCase(t, role)
+				other := t.TempDir()
+				write(t, other, "x.txt", "someone else's")
+				if err := writeMarker(other, newID()); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.RemoveAll(h.win); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Rename(other, h.win); err != nil {
+					t.Fatal(err)
+				}
+				h.round()
+				h.round()
+				if got := tree(h.nfs); got != synced {
+					t.Fatalf("nfs: %s", got)
+				}
+				if got := tree(h.win); got != "x.txt=someone else's" {
+					t.Fatalf("windows: %s", got)
+				}
+				if !strings.Contains(lastHealth(health), "another sync root") {
+					t.Fatalf("health %q", lastHealth(health))
+				}
+			})
 			t.Run("windows directory removed", func(t *testing.T) {
 				h, health := rootCase(t, role)
 				if err := os.RemoveAll(h.win); err != nil {
