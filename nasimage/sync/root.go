@@ -9,7 +9,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
+	"time"
 
 	"github.com/nas-topology/nas-topology/nasimage/sync/reconcile"
 	"github.com/nas-topology/nas-topology/nasimage/sync/scan"
@@ -191,4 +193,194 @@ func (r *root) adopt() error {
 		return errors.New(r.lost)
 	}
 	return nil
+}
+
+// open loads the ancestor and identifies both roots (root.go): an ancestor
+// is kept only if the export is the copy it describes; a Windows root that
+// is not the one it describes halts the sync until it is back.
+func (e *Engine) open() error {
+	e.opened = true
+	anc, h, err := loadAncestor(e.cfg.StateDir, e.cfg.WindowsDir, e.cfg.NFSDir)
+	if err != nil {
+		e.log.Warn("ancestor unreadable, starting from scratch", "err", err)
+		anc, h = reconcile.Ancestor{}, stateHeader{}
+	}
+	e.win = root{side: reconcile.Windows, dir: e.cfg.WindowsDir}
+	e.nfs = root{side: reconcile.NFS, dir: e.cfg.NFSDir}
+
+	// The export first: an ancestor without the export copy it describes
+	// reads as "everything was deleted over NFS".
+	nfsID, merr := readMarker(e.cfg.NFSDir)
+	dev, ino, err := statDir(e.cfg.NFSDir)
+	if err != nil {
+		return fmt.Errorf("sync: export: %w", err)
+	}
+	if len(anc) > 0 {
+		why := ""
+		switch {
+		case merr != nil:
+			why = merr.Error()
+		case nfsID == "":
+			why = "the export has no " + scan.MarkerName + " (a new, empty export: a new pod)"
+		case nfsID != h.NFSID:
+			why = "the export's marker is another export's"
+		case dev != h.NFSDev || ino != h.NFSIno:
+			why = "the export is another directory (device or inode differ)"
+		}
+		if why != "" {
+			e.log.Warn("the saved ancestor does not describe this export: starting from no ancestor (both sides are merged, nothing is deleted)",
+				"reason", why, "ancestor_paths", len(anc))
+			anc = reconcile.Ancestor{}
+		}
+	}
+	if len(anc) == 0 {
+		// A new pair of roots: the export gets a new identity.
+		nfsID = newID()
+		if err := writeMarker(e.cfg.NFSDir, nfsID); err != nil {
+			e.log.Warn("cannot write the export's root marker; a restart will not trust the ancestor", "err", err)
+			nfsID = ""
+		}
+		e.ancChanged = true // save the new identities
+	}
+	e.nfs.id = nfsID
+
+	if len(anc) > 0 && h.WindowsID != "" {
+		e.win.id = h.WindowsID // check() finds out whether it is still there
+	} else {
+		id, err := readMarker(e.cfg.WindowsDir)
+		if err != nil || id == "" {
+			id = newID()
+			if err := writeMarker(e.cfg.WindowsDir, id); err != nil {
+				e.log.Warn("cannot write the Windows root marker; an emptied Windows directory is still caught, a replaced one is not", "err", err)
+				id = ""
+			}
+		}
+		e.win.id = id
+		e.ancChanged = true
+	}
+	e.anc = anc
+	e.clocks = map[reconcile.Side]sideClock{}
+	for _, r := range []*root{&e.win, &e.nfs} {
+		c := probeClock(r.dir)
+		if g := e.cfg.Granularity[r.side]; g > 0 {
+			c.granularity = g
+		}
+		e.clocks[r.side] = c
+		e.log.Info("file timestamps", "side", r.side.String(), "granularity", c.granularity, "clock_offset", c.offset.Round(time.Millisecond))
+	}
+	e.findRacy()
+	e.checkRoots()
+	return nil
+}
+
+// header names the roots the ancestor belongs to.
+func (e *Engine) header() stateHeader {
+	return stateHeader{Windows: e.cfg.WindowsDir, NFS: e.cfg.NFSDir, WindowsID: e.win.id, NFSID: e.nfs.id,
+		NFSDev: e.nfs.dev, NFSIno: e.nfs.ino}
+}
+
+// checkRoots checks both roots' identities and reports whether the sync may
+// go on. A root in doubt halts it (nothing planned) until the root is back
+// or an operator puts scan.ResumeName in it.
+func (e *Engine) checkRoots() bool {
+	ok := true
+	for _, r := range []*root{&e.win, &e.nfs} {
+		r.check()
+		if r.lost != "" && r.resumeAsked() {
+			was := r.lost
+			if err := r.adopt(); err != nil {
+				e.log.Warn("asked to resume, but the root is still unusable", "side", r.side.String(), "err", err)
+			} else {
+				e.log.Warn("resuming on operator request: the root is taken as the one the ancestor describes", "side", r.side.String(), "was", was)
+				if err := r.clearResume(); err != nil {
+					e.log.Warn("removing the resume file", "err", err)
+				}
+			}
+		}
+		if r.lost != "" {
+			ok = false
+			e.setProblem(r.side, "root in doubt: "+r.lost)
+		} else if strings.HasPrefix(e.problems[r.side], "root in doubt") {
+			e.log.Info("sync root is back", "side", r.side.String())
+			e.setProblem(r.side, "")
+		}
+	}
+	return ok
+}
+
+// setProblem records why side halts the sync ("" clears it) and reports the
+// change: log, the halted gauge, Config.Health.
+func (e *Engine) setProblem(s reconcile.Side, why string) {
+	if e.problems[s] == why {
+		return
+	}
+	if why != "" {
+		e.log.Error("sync halted", "side", s.String(), "reason", why,
+			"resume", "restore the root, or create "+scan.ResumeName+" in it")
+	}
+	e.problems[s] = why
+	v := 0.0
+	if why != "" {
+		v = 1
+	}
+	e.m.halted.WithLabelValues(s.String()).Set(v)
+	var all []string
+	for _, side := range []reconcile.Side{reconcile.Windows, reconcile.NFS} {
+		if p := e.problems[side]; p != "" {
+			all = append(all, side.String()+" "+p)
+		}
+	}
+	if h := strings.Join(all, "; "); h != e.health {
+		e.health = h
+		if e.cfg.Health != nil {
+			e.cfg.Health(h)
+		}
+	}
+}
+
+// holdEmptied returns the sides whose tree went from synced entries to none
+// in one round: their absences are not propagated (reconcile.State.Hold)
+// unless an operator put scan.ResumeName in the root. That answer holds
+// until the side is no longer emptied (its deletions applied, or something
+// new in it), so a round that skipped a busy path does not halt again.
+// A side represented by the ancestor is never empty unless the ancestor is.
+func (e *Engine) holdEmptied(ws, ns reconcile.Tree) reconcile.SideSet {
+	var hold reconcile.SideSet
+	for _, c := range []struct {
+		r *root
+		t reconcile.Tree
+	}{{&e.win, ws}, {&e.nfs, ns}} {
+		s := c.r.side
+		emptied := len(c.t) == 0 && e.ancHolds(s)
+		if emptied && !e.acceptEmpty[s] && c.r.resumeAsked() {
+			e.log.Warn("resuming on operator request: the emptied root's deletions propagate", "side", s.String())
+			e.acceptEmpty[s] = true
+			if err := c.r.clearResume(); err != nil {
+				e.log.Warn("removing the resume file", "err", err)
+			}
+		}
+		switch {
+		case emptied && e.acceptEmpty[s]:
+			e.setProblem(s, "")
+		case emptied:
+			hold |= reconcile.Sides(s)
+			e.setProblem(s, "root emptied in one round: its deletions are not propagated")
+		default:
+			e.acceptEmpty[s] = false
+			if strings.HasPrefix(e.problems[s], "root emptied") {
+				e.setProblem(s, "")
+			}
+		}
+	}
+	return hold
+}
+
+// ancHolds reports whether the ancestor has any entry on side s.
+func (e *Engine) ancHolds(s reconcile.Side) bool {
+	for _, pr := range e.anc {
+		if pr.Of(s).Kind != reconcile.Absent {
+			return true
+		}
+	}
+	return false
 }
