@@ -7,6 +7,9 @@ import (
 	"path/filepath"
 )
 
+// MinKeySize is the shortest handle secret accepted from a key file.
+const MinKeySize = keySize
+
 // KeyFile is the name of the handle secret in the state directory.
 const KeyFile = "handle.key"
 

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -21,14 +22,19 @@ import (
 
 // Readiness is a set of named conditions that must all hold before /readyz
 // answers 200 (e.g. "nfs" once listening, "sync" after the initial sync).
+//
+// It also carries liveness: a part that stopped for good (the NFS listener
+// failed) calls Fail, and /healthz answers 503 from then on, so that the
+// kubelet restarts the pod instead of leaving a server that accepts no one.
 type Readiness struct {
 	mu      sync.Mutex
 	pending map[string]bool // name -> ready
+	failed  map[string]string
 }
 
 // NewReadiness returns a Readiness waiting for the named conditions.
 func NewReadiness(names ...string) *Readiness {
-	r := &Readiness{pending: map[string]bool{}}
+	r := &Readiness{pending: map[string]bool{}, failed: map[string]string{}}
 	for _, n := range names {
 		r.pending[n] = false
 	}
@@ -57,6 +63,26 @@ func (r *Readiness) Remove(name string) {
 	delete(r.pending, name)
 }
 
+// Fail marks the part name as stopped for good: /healthz and /readyz fail.
+func (r *Readiness) Fail(name string, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.failed[name] = err.Error()
+	r.pending[name] = false
+}
+
+// Healthy reports whether no part failed, and the failures otherwise.
+func (r *Readiness) Healthy() (bool, []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var failed []string
+	for n, e := range r.failed {
+		failed = append(failed, n+": "+e)
+	}
+	sort.Strings(failed)
+	return len(failed) == 0, failed
+}
+
 // Ready reports whether every condition holds, and which do not.
 func (r *Readiness) Ready() (bool, []string) {
 	r.mu.Lock()
@@ -82,6 +108,11 @@ func NewRegistry() *prometheus.Registry {
 func Handler(ready *Readiness, gatherer prometheus.Gatherer) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if ok, failed := ready.Healthy(); !ok {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintf(w, "failed: %s\n", strings.Join(failed, "; "))
+			return
+		}
 		io.WriteString(w, "ok\n")
 	})
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {

@@ -2,6 +2,7 @@ package ops
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -46,6 +47,10 @@ func TestReadyzWaitsForEveryCondition(t *testing.T) {
 	}
 	if code, _ := get("/healthz"); code != 200 {
 		t.Fatalf("/healthz: %d", code)
+	}
+	ready.Fail("nfs", errors.New("listener closed"))
+	if code, body := get("/healthz"); code != 503 || !strings.Contains(body, "nfs: listener closed") {
+		t.Fatalf("/healthz after a failure: %d %q", code, body)
 	}
 	if code, body := get("/metrics"); code != 200 || !strings.Contains(body, "nasd_test_total 1") || !strings.Contains(body, "process_resident_memory_bytes") {
 		t.Fatalf("/metrics: %d", code)

@@ -16,6 +16,7 @@ type Metrics struct {
 	connsTotal   prometheus.Counter
 	connErrors   *prometheus.CounterVec
 	inflight     prometheus.Gauge
+	acceptErrors prometheus.Counter
 }
 
 // NewMetrics creates the metrics and registers them with reg (nil: not
@@ -45,15 +46,18 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		connErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "nasd_rpc_connection_errors_total",
-			Help: "Connections closed because of a protocol error, by reason.",
+			Help: "Connections closed by the server, by reason (limit: refused at the connection limit; idle; record_timeout: a record stopped half-way; protocol errors).",
 		}, []string{"reason"}),
 		inflight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "nasd_nfs_inflight_requests", Help: "NFS calls being served by go-nfs.",
 		}),
+		acceptErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "nasd_rpc_accept_errors_total", Help: "Transient accept failures (e.g. out of file descriptors), each retried after a backoff.",
+		}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.requests, m.duration, m.readBytes, m.writtenBytes,
-			m.conns, m.connsTotal, m.connErrors, m.inflight)
+			m.conns, m.connsTotal, m.connErrors, m.inflight, m.acceptErrors)
 	}
 	return m
 }

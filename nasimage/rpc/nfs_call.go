@@ -140,9 +140,11 @@ func (s *Server) nfs(c *conn, call Call, rec []byte, start time.Time) {
 		return
 	}
 	c.inflight.Add(1)
+	c.inflightN.Add(1)
 	s.m.inflight.Inc()
 	go func() {
 		defer c.inflight.Done()
+		defer c.inflightN.Add(-1)
 		defer s.m.inflight.Dec()
 		rep, err := bc.roundTrip(rec)
 		s.backends.release(bc, err == nil)

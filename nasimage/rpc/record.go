@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 )
 
 // Record marking (RFC 5531 section 11): on a stream, each RPC message is a
@@ -24,8 +25,9 @@ var ErrRecordTooLarge = errors.New("rpc: record exceeds the maximum record size"
 func ReadRecord(r io.Reader, max int) ([]byte, error) {
 	var hdr [4]byte
 	var rec []byte
+	var err error
 	for first := true; ; first = false {
-		if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		if _, err = io.ReadFull(r, hdr[:]); err != nil {
 			if err == io.EOF && !first {
 				err = io.ErrUnexpectedEOF
 			}
@@ -36,18 +38,13 @@ func ReadRecord(r io.Reader, max int) ([]byte, error) {
 		if len(rec)+n > max {
 			return nil, fmt.Errorf("%w (%d > %d bytes)", ErrRecordTooLarge, len(rec)+n, max)
 		}
-		if rec == nil && h&lastFragment != 0 {
-			rec = make([]byte, n) // the usual case: one fragment, one allocation
-		} else {
-			rec = append(rec, make([]byte, n)...)
-		}
-		if _, err := io.ReadFull(r, rec[len(rec)-n:]); err != nil {
-			if err == io.EOF {
-				err = io.ErrUnexpectedEOF
-			}
+		if rec, err = readFragment(r, rec, n); err != nil {
 			return nil, err
 		}
 		if h&lastFragment != 0 {
+			if rec == nil {
+				rec = []byte{}
+			}
 			return rec, nil
 		}
 	}
@@ -67,4 +64,27 @@ func WriteRecord(w io.Writer, msg ...[]byte) error {
 	bufs = append(bufs, msg...)
 	_, err := bufs.WriteTo(w)
 	return err
+}
+
+// growStep is the first allocation for a fragment's data. The buffer then
+// doubles as data arrives, so memory follows what a client has sent, not
+// what it announced: a client that announces 1 MiB and sends 10 bytes
+// holds 8 KiB.
+const growStep = 8 << 10
+
+// readFragment appends n bytes read from r to rec.
+func readFragment(r io.Reader, rec []byte, n int) ([]byte, error) {
+	for n > 0 {
+		step := min(n, max(growStep, len(rec)))
+		start := len(rec)
+		rec = slices.Grow(rec, step)[:start+step]
+		if _, err := io.ReadFull(r, rec[start:]); err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+		n -= step
+	}
+	return rec, nil
 }

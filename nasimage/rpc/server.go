@@ -81,6 +81,18 @@ type Config struct {
 	// WriteVerifier is go-nfs's WRITE/COMMIT verifier; it must change when
 	// the server restarts. Zero means random.
 	WriteVerifier [8]byte
+	// MaxConns bounds open client connections (both ports together); a
+	// connection beyond it is closed at once and counted. Zero means
+	// DefaultMaxConns, negative means no limit.
+	MaxConns int
+	// IdleTimeout closes a connection that sends nothing for that long
+	// while no call of it is in flight. Zero means DefaultIdleTimeout,
+	// negative means never.
+	IdleTimeout time.Duration
+	// RecordTimeout bounds the time from a record's first byte to its last:
+	// a client that stops half-way (slowloris) is disconnected. Zero means
+	// DefaultRecordTimeout, negative means never.
+	RecordTimeout time.Duration
 	Logger        *slog.Logger
 	Metrics       *Metrics
 }
@@ -91,6 +103,14 @@ const (
 	DefaultMaxRecord = MaxTransfer + 64<<10
 	// DefaultBackends bounds concurrent NFS calls.
 	DefaultBackends = 8
+	// DefaultMaxConns bounds client connections: a NAS serves a few nodes,
+	// each kernel client shares one connection per server.
+	DefaultMaxConns = 1024
+	// DefaultIdleTimeout is knfsd's: it closes a TCP connection idle for
+	// 6 minutes (svc_age_temp_xprts); clients reconnect transparently.
+	DefaultIdleTimeout = 6 * time.Minute
+	// DefaultRecordTimeout bounds one record's arrival once it started.
+	DefaultRecordTimeout = 30 * time.Second
 )
 
 // Server is the RPC front door. Create it with NewServer, then call Serve
@@ -121,6 +141,15 @@ func NewServer(cfg Config) *Server {
 	}
 	if cfg.PortmapPort == 0 {
 		cfg.PortmapPort = 111
+	}
+	if cfg.MaxConns == 0 {
+		cfg.MaxConns = DefaultMaxConns
+	}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	if cfg.RecordTimeout == 0 {
+		cfg.RecordTimeout = DefaultRecordTimeout
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -179,17 +208,26 @@ func (s *Server) serve(l net.Listener, portmapOnly bool) error {
 			if s.draining.Load() {
 				return ErrServerClosed
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				time.Sleep(delay)
-				continue
+			if !retryableAccept(err) {
+				s.log.Error("listener failed, no longer accepting", "addr", l.Addr().String(), "err", err)
+				return err
 			}
-			return err
+			// As net/http: back off 5 ms, doubling up to 1 s. Running out
+			// of file descriptors (EMFILE) is the usual cause; connections
+			// closing free them.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			s.m.acceptErrors.Inc()
+			s.log.Warn("accept failed, retrying", "addr", l.Addr().String(), "err", err, "retry_in", delay)
+			time.Sleep(delay)
+			continue
 		}
 		delay = 0
-		c := s.newConn(nc, portmapOnly)
+		c, refused := s.newConn(nc, portmapOnly)
 		if c == nil {
+			if refused {
+				s.m.connErrors.WithLabelValues("limit").Inc()
+				s.log.Debug("connection refused: limit reached", "peer", addrOf(nc.RemoteAddr()), "limit", s.cfg.MaxConns)
+			}
 			nc.Close()
 			continue
 		}
@@ -197,17 +235,49 @@ func (s *Server) serve(l net.Listener, portmapOnly bool) error {
 	}
 }
 
-func (s *Server) newConn(nc net.Conn, portmapOnly bool) *conn {
+// retryableAccept reports whether an accept error is transient: resource
+// exhaustion, an aborted handshake or a timeout. Anything else (the
+// listener was closed, its socket is broken) ends Serve.
+func retryableAccept(err error) bool {
+	if errors.Is(err, net.ErrClosed) {
+		return false
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	for _, e := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM,
+		syscall.ECONNABORTED, syscall.ECONNRESET, syscall.EAGAIN, syscall.EINTR, syscall.EPROTO, syscall.EPERM} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// newConn registers a connection; nil means it must be closed (draining,
+// or refused because the connection limit is reached).
+func (s *Server) newConn(nc net.Conn, portmapOnly bool) (c *conn, refused bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.draining.Load() {
-		return nil
+		return nil, false
 	}
-	c := &conn{s: s, nc: nc, portmapOnly: portmapOnly, peer: addrOf(nc.RemoteAddr())}
+	if s.cfg.MaxConns > 0 && len(s.conns) >= s.cfg.MaxConns {
+		return nil, true
+	}
+	c = &conn{s: s, nc: nc, portmapOnly: portmapOnly, peer: addrOf(nc.RemoteAddr())}
 	c.allowed = s.cfg.Export.Allows(c.peer)
 	s.conns[c] = struct{}{}
 	s.connWG.Add(1)
-	return c
+	return c, false
+}
+
+// Conns is the number of open client connections.
+func (s *Server) Conns() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
 }
 
 func (s *Server) dropConn(c *conn) {
@@ -262,9 +332,10 @@ type conn struct {
 	allowed     bool
 	portmapOnly bool
 
-	wmu      sync.Mutex // serializes replies
-	inflight sync.WaitGroup
-	closing  atomic.Bool
+	wmu       sync.Mutex // serializes replies
+	inflight  sync.WaitGroup
+	inflightN atomic.Int32
+	closing   atomic.Bool
 }
 
 func (c *conn) serve() {
@@ -280,9 +351,9 @@ func (c *conn) serve() {
 	if !c.allowed && !c.portmapOnly {
 		s.log.Debug("connection from outside the allowed networks", "peer", c.peer)
 	}
-	br := bufio.NewReaderSize(c.nc, 16<<10)
+	br := bufio.NewReaderSize(c.nc, 4<<10)
 	for !s.draining.Load() && !c.closing.Load() {
-		rec, err := ReadRecord(br, s.cfg.MaxRecord)
+		rec, err := c.readRecord(br)
 		if err != nil {
 			c.readFailed(err)
 			return
@@ -295,6 +366,55 @@ func (c *conn) serve() {
 		}
 		c.dispatch(call, rec)
 	}
+}
+
+// readRecord waits up to the idle timeout for a record to start, then up
+// to the record timeout for the rest of it. Shutdown wakes the reader by
+// setting a past deadline: draining is checked again after each deadline
+// is set, so a reset here cannot undo it.
+func (c *conn) readRecord(br *bufio.Reader) ([]byte, error) {
+	s := c.s
+	if br.Buffered() == 0 {
+		idle := s.cfg.IdleTimeout
+		if idle > 0 && c.inflightN.Load() > 0 {
+			// A call in flight is not idleness: wait for it as long as
+			// go-nfs may take (plus the idle time after it).
+			idle += backendTimeout
+		}
+		if err := c.setReadDeadline(idle); err != nil {
+			return nil, err
+		}
+		if _, err := br.Peek(1); err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) && !s.draining.Load() {
+				s.m.connErrors.WithLabelValues("idle").Inc()
+				s.log.Debug("closing idle connection", "peer", c.peer, "idle", idle)
+			}
+			return nil, err
+		}
+	}
+	if err := c.setReadDeadline(s.cfg.RecordTimeout); err != nil {
+		return nil, err
+	}
+	rec, err := ReadRecord(br, s.cfg.MaxRecord)
+	if errors.Is(err, os.ErrDeadlineExceeded) && !s.draining.Load() {
+		s.m.connErrors.WithLabelValues("record_timeout").Inc()
+		s.log.Info("closing connection: record not completed in time", "peer", c.peer, "timeout", s.cfg.RecordTimeout)
+	}
+	return rec, err
+}
+
+func (c *conn) setReadDeadline(d time.Duration) error {
+	var t time.Time
+	if d > 0 {
+		t = time.Now().Add(d)
+	}
+	if err := c.nc.SetReadDeadline(t); err != nil {
+		return err
+	}
+	if c.s.draining.Load() {
+		return net.ErrClosed
+	}
+	return nil
 }
 
 func (c *conn) readFailed(err error) {

@@ -54,6 +54,9 @@ var extensions []extension
 
 func registerExtension(e extension) { extensions = append(extensions, e) }
 
+// listenNFS binds the NFS listener (a seam for tests that make it fail).
+var listenNFS = net.Listen
+
 // listening reports the bound addresses (for tests).
 type listening struct{ nfs, portmap, http net.Addr }
 
@@ -81,9 +84,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer, started func(li
 		return err
 	}
 
-	key, err := nfsfs.LoadOrCreateKey(f.state)
+	key, err := f.handleKey()
 	if err != nil {
-		return fmt.Errorf("handle secret: %w", err)
+		return err
 	}
 	// The Deployment's emptyDir starts empty: the export is a directory in it.
 	if err := os.MkdirAll(f.export, 0o755); err != nil {
@@ -120,7 +123,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer, started func(li
 	// Bind everything before serving anything, so a bad address fails fast
 	// and the portmapper knows the NFS port before its first answer.
 	var lis listening
-	nfsL, err := net.Listen("tcp", f.listen)
+	nfsL, err := listenNFS("tcp", f.listen)
 	if err != nil {
 		return err
 	}
@@ -138,6 +141,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer, started func(li
 		AdvertiseHost: f.advertiseHost,
 		MaxRecord:     f.maxRecord,
 		Backends:      f.backends,
+		MaxConns:      f.maxConns,
+		IdleTimeout:   f.idleTimeout,
+		RecordTimeout: f.recordTimeout,
 		Logger:        log.With("component", "rpc"),
 		Metrics:       rpc.NewMetrics(reg),
 	})
@@ -177,12 +183,20 @@ func serve(ctx context.Context, args []string, stderr io.Writer, started func(li
 	if httpL != nil {
 		opsSrv = ops.Serve(httpL, ops.Handler(ready, reg), log)
 	}
-	go func() { _ = front.Serve(nfsL) }()
+	// A listener that stops for good (not a transient accept error, which
+	// the front door retries) fails /healthz so that the pod is restarted.
+	listenerDone := func(name string, err error) {
+		if err != nil && !errors.Is(err, rpc.ErrServerClosed) {
+			log.Error("listener stopped", "listener", name, "err", err)
+			ready.Fail(name, err)
+		}
+	}
+	go func() { listenerDone("nfs", front.Serve(nfsL)) }()
 	if pmapL != nil {
-		go func() { _ = front.ServePortmap(pmapL) }()
+		go func() { listenerDone("portmap", front.ServePortmap(pmapL)) }()
 	}
 	if pmapUDP != nil {
-		go func() { _ = front.ServePortmapUDP(pmapUDP) }()
+		go func() { listenerDone("portmap-udp", front.ServePortmapUDP(pmapUDP)) }()
 	}
 	ready.Set("nfs", true)
 	log.Info("serving", "export", f.export, "export_path", f.exportPath, "options", cfg.String(),
@@ -246,6 +260,27 @@ func serve(ctx context.Context, args []string, stderr io.Writer, started func(li
 	}
 	log.Info("stopped")
 	return runErr
+}
+
+// handleKey is the file-handle secret: the content of --handle-key-file
+// (a Secret that outlives the pod), else the one kept in the state
+// directory.
+func (f *serveFlags) handleKey() ([]byte, error) {
+	if f.handleKeyFile == "" {
+		key, err := nfsfs.LoadOrCreateKey(f.state)
+		if err != nil {
+			return nil, fmt.Errorf("handle secret: %w", err)
+		}
+		return key, nil
+	}
+	key, err := os.ReadFile(f.handleKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("--handle-key-file (NASD_HANDLE_KEY_FILE): %w", err)
+	}
+	if len(key) < nfsfs.MinKeySize {
+		return nil, fmt.Errorf("--handle-key-file (NASD_HANDLE_KEY_FILE) %s: %d bytes, want at least %d", f.handleKeyFile, len(key), nfsfs.MinKeySize)
+	}
+	return key, nil
 }
 
 // exportConfig turns flags into export options.

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -51,10 +52,22 @@ type nasdProc struct {
 // waits for its "serving" log line.
 func startNasd(t *testing.T, export, state string, extra ...string) *nasdProc {
 	t.Helper()
+	return startNasdVia(t, nil, export, state, extra...)
+}
+
+// startNasdVia is startNasd with the binary run through a wrapper command
+// (e.g. prlimit).
+func startNasdVia(t *testing.T, wrapper []string, export, state string, extra ...string) *nasdProc {
+	t.Helper()
 	args := append([]string{"serve", "--export", export, "--state", state, "--listen", "127.0.0.1:0",
 		"--portmap-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--advertise-port", "0",
 		"--shutdown-grace", "10s"}, extra...)
-	cmd := exec.Command(nasdBin, args...)
+	bin := nasdBin
+	if len(wrapper) > 0 {
+		bin = wrapper[0]
+		args = append(append(slices.Clone(wrapper[1:]), nasdBin), args...)
+	}
+	cmd := exec.Command(bin, args...)
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

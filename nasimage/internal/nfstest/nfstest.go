@@ -35,6 +35,12 @@ type Options struct {
 	Portmap    string // portmapper listen address; "" = none
 	Backends   int
 	MaxRecord  int
+	// Connection limits (zero: the rpc defaults).
+	MaxConns      int
+	IdleTimeout   time.Duration
+	RecordTimeout time.Duration
+	// Listener, if set, is served instead of a new loopback listener.
+	Listener net.Listener
 }
 
 // Server is a running front door + handler on loopback.
@@ -48,7 +54,11 @@ type Server struct {
 	RPC         *rpc.Server
 	Registry    *prometheus.Registry
 	stopped     bool
+	served      chan error
 }
+
+// Served returns Serve's result once it returned.
+func (s *Server) Served() <-chan error { return s.served }
 
 // Start starts a server and stops it when the test ends.
 func Start(t testing.TB, o Options) *Server {
@@ -68,24 +78,30 @@ func Start(t testing.TB, o Options) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	l := o.Listener
+	if l == nil {
+		if l, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
 	}
 	reg := prometheus.NewRegistry()
 	front := rpc.NewServer(rpc.Config{
-		NFSPort:   l.Addr().(*net.TCPAddr).Port,
-		Export:    rpc.Export{Path: o.ExportPath, Networks: o.Networks, ReadOnly: opts.ReadOnly},
-		Handler:   h,
-		Handles:   h,
-		Commit:    h.Commit,
-		Backends:  o.Backends,
-		MaxRecord: o.MaxRecord,
-		Metrics:   rpc.NewMetrics(reg),
+		NFSPort:       l.Addr().(*net.TCPAddr).Port,
+		Export:        rpc.Export{Path: o.ExportPath, Networks: o.Networks, ReadOnly: opts.ReadOnly},
+		Handler:       h,
+		Handles:       h,
+		Commit:        h.Commit,
+		Backends:      o.Backends,
+		MaxRecord:     o.MaxRecord,
+		MaxConns:      o.MaxConns,
+		IdleTimeout:   o.IdleTimeout,
+		RecordTimeout: o.RecordTimeout,
+		Metrics:       rpc.NewMetrics(reg),
 	})
 	s := &Server{Dir: o.Dir, Key: o.Key, Addr: l.Addr().String(), Port: l.Addr().(*net.TCPAddr).Port,
 		Handler: h, RPC: front, Registry: reg}
-	go func() { _ = front.Serve(l) }()
+	s.served = make(chan error, 1)
+	go func() { s.served <- front.Serve(l) }()
 	if o.Portmap != "" {
 		pl, err := net.Listen("tcp", o.Portmap)
 		if err != nil {
