@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -241,4 +242,57 @@ func httpGet(url string) (string, error) {
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	return string(b), err
+}
+
+// TestHandleKeyFile: --handle-key-file (NASD_HANDLE_KEY_FILE) supplies the
+// handle secret: a short file is a startup error naming the flag, and two
+// servers with different state directories but the same key file give the
+// same handles for the same unchanged tree (as after a pod replacement).
+func TestHandleKeyFile(t *testing.T) {
+	keyDir := t.TempDir()
+	short := filepath.Join(keyDir, "short")
+	os.WriteFile(short, []byte("too short"), 0o600)
+	var stderr strings.Builder
+	err := serve(context.Background(), []string{"--export", t.TempDir(), "--state", t.TempDir(), "--handle-key-file", short,
+		"--listen", "127.0.0.1:0", "--portmap-listen", "", "--http-listen", ""}, &stderr, nil)
+	if err == nil || !strings.Contains(err.Error(), "--handle-key-file") {
+		t.Fatalf("short key file: %v, want an error naming --handle-key-file", err)
+	}
+	if err := serve(context.Background(), []string{"--export", t.TempDir(), "--handle-key-file", filepath.Join(keyDir, "missing"),
+		"--listen", "127.0.0.1:0", "--portmap-listen", "", "--http-listen", ""}, io.Discard, nil); err == nil || !strings.Contains(err.Error(), "--handle-key-file") {
+		t.Fatalf("missing key file: %v", err)
+	}
+
+	key := filepath.Join(keyDir, "handle.key")
+	os.WriteFile(key, []byte("0123456789abcdef0123456789abcdef-from-a-secret"), 0o600)
+	handles := func(export string, env bool) (root, f []byte) {
+		args := []string{"--export", export}
+		if env {
+			t.Setenv("NASD_HANDLE_KEY_FILE", key)
+		} else {
+			args = append(args, "--handle-key-file", key)
+		}
+		state := t.TempDir()
+		l, stop := startInProcess(t, append(args, "--state", state)...)
+		defer stop()
+		c := nfstest.DialRaw(t, l.nfs.String(), "")
+		root = c.Mnt(t, "/")
+		_, f = c.Lookup(t, root, "f.txt")
+		if _, err := os.Stat(filepath.Join(state, "handle.key")); err == nil {
+			t.Error("handle.key generated in the state directory despite the key file")
+		}
+		return root, f
+	}
+	tree := func() string {
+		d := t.TempDir()
+		os.WriteFile(filepath.Join(d, "f.txt"), []byte("same"), 0o644)
+		mt := time.Unix(1700000000, 0)
+		os.Chtimes(filepath.Join(d, "f.txt"), mt, mt)
+		return d
+	}
+	r1, f1 := handles(tree(), false)
+	r2, f2 := handles(tree(), true)
+	if !bytes.Equal(r1, r2) || !bytes.Equal(f1, f2) || f1 == nil {
+		t.Fatalf("same key file, same tree: handles differ (root %x/%x, file %x/%x)", r1, r2, f1, f2)
+	}
 }
