@@ -1,13 +1,18 @@
 package nfsfs
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/go-git/go-billy/v5"
+	"golang.org/x/sys/unix"
+
+	"github.com/nas-topology/nas-topology/nasimage/fileid"
 )
 
 // exportFS is the exported directory as go-nfs sees it. It wraps billy's
@@ -15,10 +20,15 @@ import (
 // export) and adds the export options: read-only refuses every change,
 // sync makes written files durable before WRITE replies, squash maps
 // owners. It also implements billy.Change, which BoundOS lacks.
+//
+// Every change of a name goes through here or through the sync engine, so
+// this is where file identities are given (a file created over NFS gets a
+// new one) and where the handle index follows renames and removes.
 type exportFS struct {
 	billy.Filesystem
-	root string
-	opts Options
+	root  string
+	opts  Options
+	index *handleIndex
 }
 
 var errROFS = &os.PathError{Op: "write", Err: syscall.EROFS}
@@ -39,11 +49,81 @@ func (f *exportFS) OpenFile(name string, flag int, perm os.FileMode) (billy.File
 	if writes && f.opts.ReadOnly {
 		return nil, errROFS
 	}
+	created := false
+	if flag&os.O_CREATE != 0 {
+		if _, err := f.Stat(name); errors.Is(err, os.ErrNotExist) {
+			created = true
+		}
+	}
 	file, err := f.Filesystem.OpenFile(name, flag, perm)
-	if err != nil || !writes || !f.opts.Sync {
-		return file, err
+	if writes && errors.Is(err, os.ErrPermission) {
+		file, err = f.openAsOwner(name, flag, perm)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		f.assign(name, file)
+	}
+	if !writes || !f.opts.Sync {
+		return file, nil
 	}
 	return &syncFile{File: file}, nil
+}
+
+// assign gives a file just created over NFS a new identity (not the one
+// derived from its path: a file deleted and created again under the same
+// name is another file).
+func (f *exportFS) assign(name string, file billy.File) {
+	p, err := f.resolve(name, true)
+	if err != nil {
+		return
+	}
+	id := fileid.New()
+	fd, ok := file.(interface{ Fd() uintptr })
+	if !ok || unix.Fsetxattr(int(fd.Fd()), fileid.Attr, id[:], 0) != nil {
+		if id, err = fileid.Assign(p); err != nil {
+			return
+		}
+	}
+	f.index.put(id, f.rel(p))
+}
+
+// ownerOverride serializes the mode changes of openAsOwner.
+var ownerOverride sync.Mutex
+
+// openAsOwner opens a file for writing that its mode forbids nasd to
+// write. knfsd lets a file's owner write it whatever its mode
+// (NFSD_MAY_OWNER_OVERRIDE): git, tar and cp create a file 0444 and write
+// through the descriptor they got. nasd runs as one uid and owns the files
+// it created, so as their owner it may add u+w for the open and restore
+// the mode at once (an open descriptor keeps its access). Files nasd does
+// not own are refused as before.
+func (f *exportFS) openAsOwner(name string, flag int, perm os.FileMode) (billy.File, error) {
+	p, err := f.resolve(name, true)
+	if err != nil {
+		return nil, err
+	}
+	ownerOverride.Lock()
+	defer ownerOverride.Unlock()
+	fi, err := os.Stat(p)
+	if err != nil {
+		return nil, err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok || int(st.Uid) != os.Geteuid() || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o200 != 0 {
+		return nil, &os.PathError{Op: "open", Path: name, Err: syscall.EACCES}
+	}
+	mode := fi.Mode().Perm() | fi.Mode()&(os.ModeSetuid|os.ModeSetgid|os.ModeSticky)
+	if err := os.Chmod(p, mode|0o200); err != nil {
+		return nil, err
+	}
+	file, err := f.Filesystem.OpenFile(name, flag, perm)
+	if cerr := os.Chmod(p, mode); err == nil && cerr != nil {
+		file.Close()
+		return nil, cerr
+	}
+	return file, err
 }
 
 // Rename, Remove and Symlink act on the last path component itself, never
@@ -65,7 +145,24 @@ func (f *exportFS) Rename(from, to string) error {
 	if src == f.root || dst == f.root {
 		return &os.PathError{Op: "rename", Path: from, Err: syscall.EBUSY}
 	}
-	return os.Rename(src, dst)
+	srcRel, dstRel := f.rel(src), f.rel(dst)
+	id, err := fileid.Get(f.root, srcRel)
+	if err != nil {
+		return err
+	}
+	replaced, rerr := fileid.Get(f.root, dstRel)
+	if rerr == nil && replaced != id {
+		fileid.Forget(dst)
+	}
+	if err := os.Rename(src, dst); err != nil {
+		return err
+	}
+	if rerr == nil {
+		f.index.drop(replaced, dstRel)
+	}
+	fi, err := os.Lstat(dst)
+	f.index.renamed(id, srcRel, dstRel, err == nil && fi.IsDir())
+	return nil
 }
 
 func (f *exportFS) Remove(name string) error {
@@ -79,14 +176,35 @@ func (f *exportFS) Remove(name string) error {
 	if p == f.root {
 		return &os.PathError{Op: "remove", Path: name, Err: syscall.EBUSY}
 	}
-	return os.Remove(p)
+	rel := f.rel(p)
+	id, idErr := fileid.Get(f.root, rel)
+	fileid.Forget(p)
+	if err := os.Remove(p); err != nil {
+		return err
+	}
+	if idErr == nil {
+		f.index.drop(id, rel)
+	}
+	return nil
 }
 
 func (f *exportFS) MkdirAll(name string, perm os.FileMode) error {
 	if f.opts.ReadOnly {
 		return errROFS
 	}
-	return f.Filesystem.MkdirAll(name, perm)
+	_, statErr := f.Lstat(name)
+	if err := f.Filesystem.MkdirAll(name, perm); err != nil {
+		return err
+	}
+	if errors.Is(statErr, os.ErrNotExist) {
+		// A directory created over NFS is a new one (see assign).
+		if p, err := f.resolve(name, false); err == nil {
+			if id, err := fileid.Assign(p); err == nil {
+				f.index.put(id, f.rel(p))
+			}
+		}
+	}
+	return nil
 }
 
 func (f *exportFS) Symlink(target, link string) error {
@@ -98,6 +216,32 @@ func (f *exportFS) Symlink(target, link string) error {
 		return err
 	}
 	return os.Symlink(target, p)
+}
+
+// Link makes to a new name of the file from (NFSv3 LINK): both names have
+// the same identity, so the file's handle stays valid while one of its
+// names exists. Neither name is resolved through a symlink at its end.
+func (f *exportFS) Link(from, to string) error {
+	if f.opts.ReadOnly {
+		return errROFS
+	}
+	src, err := f.resolve(from, false)
+	if err != nil {
+		return err
+	}
+	dst, err := f.resolve(to, false)
+	if err != nil {
+		return err
+	}
+	id, err := fileid.Get(f.root, f.rel(src))
+	if err != nil {
+		return err
+	}
+	if err := os.Link(src, dst); err != nil {
+		return err
+	}
+	f.index.put(id, f.rel(dst))
+	return nil
 }
 
 func (f *exportFS) TempFile(dir, prefix string) (billy.File, error) {
@@ -117,6 +261,26 @@ func (f *exportFS) Lstat(name string) (os.FileInfo, error) {
 		return nil, err
 	}
 	return os.Lstat(p)
+}
+
+// physical returns the path of name inside the export as it is on disk
+// (its directories resolved, the last component not followed),
+// slash-separated, "" for the root.
+func (f *exportFS) physical(name string) (string, error) {
+	p, err := f.resolve(name, false)
+	if err != nil {
+		return "", err
+	}
+	return f.rel(p), nil
+}
+
+// rel turns a host path inside the export into an export path.
+func (f *exportFS) rel(p string) string {
+	r, err := filepath.Rel(f.root, p)
+	if err != nil || r == "." {
+		return ""
+	}
+	return filepath.ToSlash(r)
 }
 
 // resolve returns the host path of name inside the export; with

@@ -16,6 +16,8 @@ import (
 	"github.com/go-git/go-billy/v5"
 	"github.com/go-git/go-billy/v5/osfs"
 	nfs "github.com/willscott/go-nfs"
+
+	"github.com/nas-topology/nas-topology/nasimage/fileid"
 )
 
 // Handler serves one exported directory to go-nfs. It implements
@@ -45,12 +47,13 @@ func NewHandler(root string, opts Options, key []byte) (*Handler, error) {
 		return nil, fmt.Errorf("export %s: not a directory", root)
 	}
 	bound := osfs.New(abs, osfs.WithBoundOS())
+	index := newHandleIndex(abs)
 	return &Handler{
 		root:  abs,
-		fs:    &exportFS{Filesystem: bound, root: abs, opts: opts},
+		fs:    &exportFS{Filesystem: bound, root: abs, opts: opts, index: index},
 		opts:  opts,
 		codec: NewHandleCodec(key, opts.FSID),
-		index: newHandleIndex(abs),
+		index: index,
 	}, nil
 }
 
@@ -83,17 +86,28 @@ func (h *Handler) FSStat(_ context.Context, _ billy.Filesystem, s *nfs.FSStat) e
 	return nil
 }
 
-// ToHandle returns the stable handle of path and remembers it.
+// ToHandle returns the handle of the file at path: it names the file's
+// identity (see package fileid), so it follows the file through renames
+// and goes stale when the file is removed or replaced.
 func (h *Handler) ToHandle(_ billy.Filesystem, path []string) []byte {
-	id := IDOf(path)
-	h.index.put(id, path)
+	rel, err := h.fs.physical(filepath.Join(path...))
+	var id FileID
+	if err == nil {
+		id, err = fileid.Get(h.root, rel)
+	}
+	if err != nil {
+		// go-nfs asks only for files it just found; if it is gone already,
+		// answer a handle that names nothing (STALE when used).
+		return h.codec.Encode(fileid.New())
+	}
+	h.index.put(id, rel)
 	return h.codec.Encode(id)
 }
 
-// FromHandle resolves a handle to its path. A handle that is forged, from
-// another export, or names a file that no longer exists is an error, which
-// go-nfs answers with NFS3ERR_STALE (the front door answers BADHANDLE for
-// forged ones before go-nfs sees them).
+// FromHandle resolves a handle to a path where its file is. A handle that
+// is forged, from another export, or names a file that no longer exists is
+// an error, which go-nfs answers with NFS3ERR_STALE (the front door answers
+// BADHANDLE for forged ones before go-nfs sees them).
 func (h *Handler) FromHandle(fh []byte) (billy.Filesystem, []string, error) {
 	id, err := h.codec.Decode(fh)
 	if err != nil {
@@ -103,20 +117,13 @@ func (h *Handler) FromHandle(fh []byte) (billy.Filesystem, []string, error) {
 	if !ok {
 		return nil, nil, ErrStale
 	}
-	if _, err := os.Lstat(filepath.Join(h.root, p)); err != nil {
-		h.index.forget(id)
-		return nil, nil, ErrStale
-	}
 	return h.fs, splitPath(p), nil
 }
 
-// InvalidateHandle forgets a removed or renamed file.
-func (h *Handler) InvalidateHandle(_ billy.Filesystem, fh []byte) error {
-	if id, err := h.codec.Decode(fh); err == nil {
-		h.index.forget(id)
-	}
-	return nil
-}
+// InvalidateHandle is called by go-nfs after REMOVE and RENAME with the
+// handle of the old name. Nothing to do: the filesystem's Remove and
+// Rename keep the index (a renamed file keeps its handle).
+func (h *Handler) InvalidateHandle(billy.Filesystem, []byte) error { return nil }
 
 // HandleLimit is unbounded: handles are not cached state that could be
 // evicted. (go-nfs uses half of it to bound READDIR answers.)

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nas-topology/nas-topology/nasimage/fileid"
 	"github.com/nas-topology/nas-topology/nasimage/internal/nfstest"
 	"github.com/nas-topology/nas-topology/nasimage/nfsfs"
 )
@@ -59,11 +60,11 @@ func TestForgedAndForeignHandles(t *testing.T) {
 
 	tampered := append([]byte{}, f...)
 	tampered[20] ^= 1
-	otherFS := nfsfs.NewHandleCodec(key, 99).Encode(nfsfs.IDOf([]string{"a", "f"}))
-	otherKey := nfsfs.NewHandleCodec(bytes.Repeat([]byte{2}, 32), 0).Encode(nfsfs.IDOf([]string{"a", "f"}))
+	otherFS := nfsfs.NewHandleCodec(key, 99).Encode(fileid.New())
+	otherKey := nfsfs.NewHandleCodec(bytes.Repeat([]byte{2}, 32), 0).Encode(fileid.New())
 	// A valid handle for a path that was never handed out and does not
 	// exist: authentic, but stale.
-	never := nfsfs.NewHandleCodec(key, 0).Encode(nfsfs.IDOf([]string{"nope"}))
+	never := nfsfs.NewHandleCodec(key, 0).Encode(fileid.New())
 	for name, tc := range map[string]struct {
 		fh   []byte
 		want uint32
@@ -212,7 +213,8 @@ func TestNoEscape(t *testing.T) {
 
 // Test100kFiles: 100,000 files, every handle obtained through READDIRPLUS
 // stays valid (go-nfs's stock handler makes handles beyond its cache limit
-// stale), also after a restart that needs an index rebuild.
+// stale), also after renaming their directory and after a restart that
+// needs an index rebuild.
 func Test100kFiles(t *testing.T) {
 	if testing.Short() {
 		t.Skip("100,000 files: not in -short")
@@ -268,6 +270,17 @@ func Test100kFiles(t *testing.T) {
 		}
 	}
 	t.Logf("GETATTR of %d handles: %v", len(handles), time.Since(start).Round(time.Millisecond))
+	// Renaming a directory keeps the handles of everything in it.
+	start = time.Now()
+	if err := v.Rename("d050", "moved"); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("RENAME of a directory of %d files among %d: %v", per, dirs*per, time.Since(start).Round(time.Microsecond))
+	for i, st := range c.GetattrAll(t, handles[50*per:51*per]) {
+		if st != 0 {
+			t.Fatalf("handle %d in the renamed directory: GETATTR status %d", i, st)
+		}
+	}
 	srv.Stop()
 	srv2 := nfstest.Start(t, nfstest.Options{Dir: dir, Key: key})
 	c2 := nfstest.DialRaw(t, srv2.Addr, "")

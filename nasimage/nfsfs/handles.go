@@ -4,7 +4,8 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
-	"strings"
+
+	"github.com/nas-topology/nas-topology/nasimage/fileid"
 )
 
 // A handle is 44 bytes (NFSv3 allows 64):
@@ -15,27 +16,24 @@ import (
 // skipping XDR padding, so an unpadded handle would shift every argument
 // after it.
 //
-// identity = SHA-256 of the path inside the export, truncated; MAC =
-// HMAC-SHA-256(secret, magic|fsid|identity), truncated. The MAC makes
-// handles unforgeable; the fsid tells exports apart.
+// identity = the file's fileid.ID (it names a file, not a path: see package
+// fileid); MAC = HMAC-SHA-256(secret, magic|fsid|identity), truncated. The
+// MAC makes handles unforgeable; the fsid tells exports apart.
 const (
 	HandleSize = 4 + 8 + 16 + 16
 	keySize    = 32
 )
 
-// handleMagic starts every handle: "nas" and the format version.
-var handleMagic = [4]byte{'n', 'a', 's', 1}
+// handleMagic starts every handle: "nas" and the format version. Version 1
+// handles named paths; they are answered STALE (clients look the name up
+// again) instead of BADHANDLE.
+var (
+	handleMagic   = [4]byte{'n', 'a', 's', 2}
+	handleMagicV1 = [4]byte{'n', 'a', 's', 1}
+)
 
-// FileID identifies a file by its path inside the export.
-type FileID [16]byte
-
-// IDOf returns the identity of a path given as components.
-func IDOf(path []string) FileID {
-	sum := sha256.Sum256([]byte(strings.Join(path, "/")))
-	var id FileID
-	copy(id[:], sum[:])
-	return id
-}
+// FileID identifies a file of the export.
+type FileID = fileid.ID
 
 // HandleCodec encodes and authenticates file handles of one export.
 type HandleCodec struct {
@@ -61,6 +59,9 @@ func (c *HandleCodec) Encode(id FileID) []byte {
 // ErrBadHandle (malformed or forged) or ErrStale (another export's fsid).
 func (c *HandleCodec) Decode(fh []byte) (FileID, error) {
 	var id FileID
+	if len(fh) == HandleSize && [4]byte(fh[:4]) == handleMagicV1 {
+		return id, ErrStale
+	}
 	if len(fh) != HandleSize || [4]byte(fh[:4]) != handleMagic {
 		return id, ErrBadHandle
 	}

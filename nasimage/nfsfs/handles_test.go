@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+
+	"github.com/nas-topology/nas-topology/nasimage/fileid"
 )
 
 func TestHandleCodec(t *testing.T) {
 	key := bytes.Repeat([]byte{7}, 32)
 	c := NewHandleCodec(key, 3)
-	id := IDOf([]string{"a", "b.txt"})
+	id := fileid.New()
 	fh := c.Encode(id)
 	if len(fh) != HandleSize || len(fh)%4 != 0 || len(fh) > 64 {
 		t.Fatalf("handle size %d: want %d, a multiple of 4, at most 64", len(fh), HandleSize)

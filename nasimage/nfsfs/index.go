@@ -6,19 +6,24 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/nas-topology/nas-topology/nasimage/fileid"
 )
 
-// handleIndex maps file identities back to paths. Every handle given out
-// is recorded; a miss (a handle from before a restart, or a file created
-// behind nasd's back) rebuilds the index by walking the export. Walks are
-// spaced: 2 s apart, doubling up to a minute while walks find nothing
-// new for the handles asked about, so that a client polling a deleted
-// file cannot keep nasd walking the export.
+// handleIndex maps file identities to the paths where they were last seen
+// (a file with hard links has several). It is a hint: every answer is
+// checked against the file's identity on disk (fileid.Get) before use,
+// and wrong ones are dropped. nasd's own renames and removes update it; a
+// miss (a handle from before a restart, a file moved behind nasd's back)
+// rebuilds it by walking the export. Walks are spaced: 2 s apart,
+// doubling up to a minute while walks find nothing new for the handles
+// asked about, so that a client polling a deleted file cannot keep nasd
+// walking the export.
 type handleIndex struct {
 	root string
 
 	mu    sync.RWMutex
-	paths map[FileID]string
+	paths map[fileid.ID][]string
 
 	walkMu    sync.Mutex
 	lastWalk  time.Time
@@ -32,36 +37,84 @@ const (
 )
 
 func newHandleIndex(root string) *handleIndex {
-	return &handleIndex{root: root, paths: map[FileID]string{IDOf(nil): ""}}
+	return &handleIndex{root: root, paths: map[fileid.ID][]string{fileid.Root: {""}}}
 }
 
-func (x *handleIndex) put(id FileID, path []string) {
+// put records that id was seen at p.
+func (x *handleIndex) put(id fileid.ID, p string) {
 	x.mu.RLock()
-	_, ok := x.paths[id]
-	x.mu.RUnlock()
-	if ok {
+	ps := x.paths[id]
+	if len(ps) > 0 && ps[0] == p {
+		x.mu.RUnlock()
 		return
 	}
-	p := strings.Join(path, "/")
-	x.mu.Lock()
-	x.paths[id] = p
-	x.mu.Unlock()
-}
-
-func (x *handleIndex) get(id FileID) (string, bool) {
-	x.mu.RLock()
-	p, ok := x.paths[id]
 	x.mu.RUnlock()
-	return p, ok
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	ps = x.paths[id]
+	for i, q := range ps {
+		if q == p {
+			// Most recently seen first.
+			ps[0], ps[i] = ps[i], ps[0]
+			return
+		}
+	}
+	x.paths[id] = append([]string{p}, ps...)
 }
 
-func (x *handleIndex) forget(id FileID) {
-	if id == IDOf(nil) {
+// drop forgets that id is at p.
+func (x *handleIndex) drop(id fileid.ID, p string) {
+	if id == fileid.Root {
 		return
 	}
 	x.mu.Lock()
-	delete(x.paths, id)
-	x.mu.Unlock()
+	defer x.mu.Unlock()
+	ps := x.paths[id]
+	for i, q := range ps {
+		if q == p {
+			ps = append(ps[:i:i], ps[i+1:]...)
+			break
+		}
+	}
+	if len(ps) == 0 {
+		delete(x.paths, id)
+	} else {
+		x.paths[id] = ps
+	}
+}
+
+// renamed records a rename by nasd of from to to (id is what was renamed):
+// it and, for a directory, everything below it moved.
+func (x *handleIndex) renamed(id fileid.ID, from, to string, dir bool) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	ps := x.paths[id]
+	moved := false
+	for i, q := range ps {
+		if q == from {
+			ps[i], moved = to, true
+		}
+	}
+	if !moved {
+		x.paths[id] = append([]string{to}, ps...)
+	}
+	if !dir {
+		return
+	}
+	prefix := from + "/"
+	for k, ps := range x.paths {
+		for i, q := range ps {
+			if strings.HasPrefix(q, prefix) {
+				x.paths[k][i] = to + "/" + q[len(prefix):]
+			}
+		}
+	}
+}
+
+func (x *handleIndex) candidates(id fileid.ID) []string {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return append([]string(nil), x.paths[id]...)
 }
 
 func (x *handleIndex) len() int {
@@ -70,14 +123,27 @@ func (x *handleIndex) len() int {
 	return len(x.paths)
 }
 
-// lookup resolves id, walking the export on a miss.
-func (x *handleIndex) lookup(id FileID) (string, bool) {
-	if p, ok := x.get(id); ok {
+// check returns the first known path of id where id is found, dropping
+// the ones where it is not.
+func (x *handleIndex) check(id fileid.ID) (string, bool) {
+	for _, p := range x.candidates(id) {
+		if got, err := fileid.Get(x.root, p); err == nil && got == id {
+			return p, true
+		}
+		x.drop(id, p)
+	}
+	return "", false
+}
+
+// lookup resolves id to a path where the file is, walking the export on a
+// miss.
+func (x *handleIndex) lookup(id fileid.ID) (string, bool) {
+	if p, ok := x.check(id); ok {
 		return p, true
 	}
 	x.walkMu.Lock()
 	defer x.walkMu.Unlock()
-	if p, ok := x.get(id); ok { // another caller's walk found it
+	if p, ok := x.check(id); ok { // another caller's walk found it
 		return p, true
 	}
 	if x.walkEvery == 0 {
@@ -87,7 +153,7 @@ func (x *handleIndex) lookup(id FileID) (string, bool) {
 		return "", false
 	}
 	x.walk()
-	p, ok := x.get(id)
+	p, ok := x.check(id)
 	if ok {
 		x.walkEvery = minWalkInterval
 	} else {
@@ -106,10 +172,11 @@ func (x *handleIndex) warm() {
 	}
 }
 
-// walk adds every path of the export to the index. It does not follow
-// symlinks, so it never leaves the export.
+// walk records the identity of every file of the export (giving one to
+// those without). It does not follow symlinks, so it never leaves the
+// export.
 func (x *handleIndex) walk() {
-	found := map[FileID]string{}
+	found := map[fileid.ID][]string{}
 	_ = filepath.WalkDir(x.root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return nil // unreadable entries just stay unknown
@@ -119,12 +186,14 @@ func (x *handleIndex) walk() {
 			return nil
 		}
 		rel = filepath.ToSlash(rel)
-		found[IDOf(strings.Split(rel, "/"))] = rel
+		if id, err := fileid.Get(x.root, rel); err == nil {
+			found[id] = append(found[id], rel)
+		}
 		return nil
 	})
 	x.mu.Lock()
-	for id, p := range found {
-		x.paths[id] = p
+	for id, ps := range found {
+		x.paths[id] = ps
 	}
 	x.mu.Unlock()
 	x.lastWalk = time.Now()

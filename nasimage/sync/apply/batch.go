@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nas-topology/nas-topology/nasimage/fileid"
 	"github.com/nas-topology/nas-topology/nasimage/sync/reconcile"
 	"github.com/nas-topology/nas-topology/nasimage/sync/scan"
 )
@@ -181,6 +182,13 @@ func (ap *Applier) install(a reconcile.Action, tmp string) (reconcile.Entry, err
 		return reconcile.Entry{}, err
 	}
 	dst := filepath.Join(ap.Root(a.To), filepath.FromSlash(a.Path))
+	if a.To == reconcile.NFS && a.Dest.Kind != reconcile.Absent {
+		// A new version of an exported file keeps the file's identity, so
+		// NFS clients' handles stay valid (as on a NAS edited in place).
+		if err := fileid.Carry(ap.NFS, a.Path, tmp); err != nil {
+			return got, err
+		}
+	}
 	if ap.Installing != nil {
 		ap.Installing(a.To, a.Path)
 	}
