@@ -173,7 +173,9 @@ func read(path string) (ID, bool, error) {
 // filesystem has no user attributes.
 func set(path string, fi os.FileInfo, id ID) error {
 	err := unix.Lsetxattr(path, Attr, id[:], 0)
-	if errors.Is(err, unix.ENOTSUP) {
+	if errors.Is(err, unix.ENOTSUP) || errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) {
+		// No user xattrs here, or a file nasd may not change (not its
+		// own): keep the ID in memory.
 		memSet(fi, id)
 		return nil
 	}
