@@ -125,6 +125,45 @@ func (h *Handler) FromHandle(fh []byte) (billy.Filesystem, []string, error) {
 // Rename keep the index (a renamed file keeps its handle).
 func (h *Handler) InvalidateHandle(billy.Filesystem, []byte) error { return nil }
 
+// Type returns the type bits of the file fh names (rpc.Objects).
+func (h *Handler) Type(fh []byte) (fs.FileMode, error) {
+	_, path, err := h.FromHandle(fh)
+	if err != nil {
+		return 0, err
+	}
+	fi, err := h.fs.Lstat(filepath.Join(path...))
+	if err != nil {
+		return 0, ErrStale
+	}
+	return fi.Mode().Type(), nil
+}
+
+// IsRoot reports whether fh is the export root's handle (rpc.Objects).
+func (h *Handler) IsRoot(fh []byte) bool {
+	id, err := h.codec.Decode(fh)
+	return err == nil && id == fileid.Root
+}
+
+// Link gives the file fh the name name in directory dir (NFSv3 LINK, for
+// rpc.Objects). Both names then have the file's identity and handle.
+func (h *Handler) Link(fh, dir []byte, name string) error {
+	if h.opts.ReadOnly {
+		return statusErr(syscall.EROFS)
+	}
+	_, from, err := h.FromHandle(fh)
+	if err != nil {
+		return err
+	}
+	_, to, err := h.FromHandle(dir)
+	if err != nil {
+		return err
+	}
+	if len(name) > nfs.PathNameMax {
+		return &handleError{63, "nfsfs: name too long"}
+	}
+	return statusErr(h.fs.Link(filepath.Join(from...), filepath.Join(append(to, name)...)))
+}
+
 // HandleLimit is unbounded: handles are not cached state that could be
 // evicted. (go-nfs uses half of it to bound READDIR answers.)
 func (h *Handler) HandleLimit() int { return math.MaxInt32 }

@@ -4,6 +4,8 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
+	"errors"
+	"syscall"
 
 	"github.com/nas-topology/nas-topology/nasimage/fileid"
 )
@@ -95,3 +97,48 @@ var (
 	ErrBadHandle error = &handleError{10001, "nfsfs: malformed or forged file handle"}
 	ErrStale     error = &handleError{70, "nfsfs: stale file handle"}
 )
+
+// statusErr turns a filesystem error into one that carries its NFSv3
+// status (RFC 1813 nfsstat3), for the procedures the front door answers.
+func statusErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	var he *handleError
+	if errors.As(err, &he) {
+		return err
+	}
+	status := uint32(5) // IO
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		switch errno {
+		case syscall.EPERM:
+			status = 1
+		case syscall.ENOENT:
+			status = 2
+		case syscall.EACCES:
+			status = 13
+		case syscall.EEXIST:
+			status = 17
+		case syscall.EXDEV:
+			status = 18
+		case syscall.ENOTDIR, syscall.ELOOP:
+			status = 20
+		case syscall.EISDIR:
+			status = 21
+		case syscall.EINVAL:
+			status = 22
+		case syscall.ENOSPC:
+			status = 28
+		case syscall.EROFS:
+			status = 30
+		case syscall.EMLINK:
+			status = 31
+		case syscall.ENAMETOOLONG:
+			status = 63
+		case syscall.EDQUOT:
+			status = 69
+		}
+	}
+	return &handleError{status, err.Error()}
+}

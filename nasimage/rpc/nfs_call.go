@@ -12,16 +12,24 @@ import (
 
 const (
 	nfsProcNull   = 0
+	nfsProcLookup = 3
 	nfsProcRead   = 6
 	nfsProcWrite  = 7
 	nfsProcMknod  = 11
+	nfsProcRename = 14
 	nfsProcLink   = 15
 	nfsProcFSInfo = 19
 	nfsProcCommit = 21
 	nfsProcCount  = 22
 
 	nfs3OK          = 0
+	nfs3ErrPerm     = 1
 	nfs3ErrIO       = 5
+	nfs3ErrAcces    = 13
+	nfs3ErrExist    = 17
+	nfs3ErrNotDir   = 20
+	nfs3ErrIsDir    = 21
+	nfs3ErrInval    = 22
 	nfs3ErrROFS     = 30
 	nfs3ErrStale    = 70
 	nfs3ErrBadHandl = 10001
@@ -44,9 +52,12 @@ var nfsFailWords = [nfsProcCount]int{
 	1, 1, 1, 1, 1, 2, // READDIR READDIRPLUS FSSTAT FSINFO PATHCONF COMMIT
 }
 
-// nfsMutating marks the procedures a read-only export refuses.
+// nfsMutating marks the procedures a read-only export refuses. COMMIT is
+// one: knfsd opens the file for writing and answers ROFS (go-nfs answered
+// SERVERFAULT).
 var nfsMutating = [nfsProcCount]bool{
 	2: true, 7: true, 8: true, 9: true, 10: true, 11: true, 12: true, 13: true, 14: true, 15: true,
+	21: true,
 }
 
 // nfsFailure is an accepted reply carrying an NFS error status and the
@@ -108,14 +119,66 @@ func (s *Server) nfs(c *conn, call Call, rec []byte, start time.Time) {
 		fail(status)
 		return
 	}
+	names, nameOffs := nameArgs(call.Proc, call.Args)
+	for _, n := range names {
+		if !validName(n) {
+			s.m.observe("nfs", proc, "GARBAGE_ARGS", start)
+			c.reply(acceptedReply(call.XID, acceptGarbageArgs, nil))
+			return
+		}
+	}
 	if s.cfg.Export.ReadOnly && nfsMutating[call.Proc] {
 		fail(nfs3ErrROFS)
 		return
 	}
-	if call.Proc == nfsProcMknod || call.Proc == nfsProcLink {
-		// Special files and hard links are not supported (the export is
-		// synced with Windows). go-nfs would answer the same, but decodes
-		// LINK with SYMLINK's layout, reading lengths out of the name.
+	if call.Proc == nfsProcMknod {
+		// Special files are not supported (the export is synced with
+		// Windows).
+		fail(nfs3ErrNotSupp)
+		return
+	}
+	for _, n := range names {
+		if st := dotStatus[call.Proc]; st != 0 && isDot(n) {
+			fail(st)
+			return
+		}
+	}
+	obj, _ := s.cfg.Handles.(Objects)
+	if obj != nil {
+		if checksType[call.Proc] {
+			if st := objectStatus(obj, fh, wantType[call.Proc]); st != nfs3OK {
+				fail(st)
+				return
+			}
+		}
+		if call.Proc == nfsProcRename {
+			// The second directory: go-nfs follows a symlink there too.
+			r2 := xdrReader{buf: call.Args, off: nameOffs[0]}
+			r2.opaque(nfsNameMax)
+			to := r2.opaque(nfs3FHSize)
+			if err := s.cfg.Handles.Check(to); err != nil {
+				fail(errStatus(err, nfs3ErrBadHandl))
+				return
+			}
+			if st := objectStatus(obj, to, wantType[call.Proc]); st != nfs3OK {
+				fail(st)
+				return
+			}
+		}
+		if call.Proc == nfsProcLookup && string(names[0]) == ".." && obj.IsRoot(fh) {
+			// knfsd: ".." of the export root is the root itself (go-nfs
+			// answered ACCES). Ask go-nfs for "." instead: same padded size.
+			off := nameOffs[0]
+			binary.BigEndian.PutUint32(call.Args[off:], 1)
+			call.Args[off+5] = 0
+		}
+		if call.Proc == nfsProcLink {
+			s.nfsLink(c, call, obj, start)
+			return
+		}
+	} else if call.Proc == nfsProcLink {
+		// Without Objects, no hard links (go-nfs decodes LINK with
+		// SYMLINK's layout, reading lengths out of the name).
 		fail(nfs3ErrNotSupp)
 		return
 	}

@@ -1,0 +1,114 @@
+package rpc
+
+import (
+	"bytes"
+	"errors"
+	"io/fs"
+)
+
+// Objects is what the front door needs, beyond Handles, to answer as knfsd
+// does where go-nfs does not: the type of the file a handle names, whether
+// a handle is the export root, and hard links. A Handles that also
+// implements Objects gets these checks; errors with an NFSStatus() method
+// select the status (STALE for a handle whose file is gone).
+type Objects interface {
+	// Type returns the file type bits (fs.ModeDir, fs.ModeSymlink, 0 for a
+	// regular file, ...) of the file fh names.
+	Type(fh []byte) (fs.FileMode, error)
+	// IsRoot reports whether fh is the export root.
+	IsRoot(fh []byte) bool
+	// Link gives the file fh the new name name in directory dir.
+	Link(fh, dir []byte, name string) error
+}
+
+// wantType is, per procedure, the type its (first) handle must name, as
+// knfsd's fh_verify asks: READ, WRITE and COMMIT a regular file,
+// READLINK a symlink, the directory operations a directory.
+var wantType = [nfsProcCount]fs.FileMode{
+	3: fs.ModeDir, 5: fs.ModeSymlink, 6: 0, 7: 0, 8: fs.ModeDir, 9: fs.ModeDir, 10: fs.ModeDir,
+	11: fs.ModeDir, 12: fs.ModeDir, 13: fs.ModeDir, 14: fs.ModeDir, 16: fs.ModeDir, 17: fs.ModeDir, 21: 0,
+}
+
+var checksType = [nfsProcCount]bool{3: true, 5: true, 6: true, 7: true, 8: true, 9: true, 10: true,
+	11: true, 12: true, 13: true, 14: true, 16: true, 17: true, 21: true}
+
+// typeStatus is knfsd's answer when a handle names the wrong type of file
+// (nfsd_mode_check): a directory where a file is wanted is ISDIR, anything
+// else where a directory is wanted NOTDIR (a symlink to a directory
+// included: CREATE through one created the file in the export root), else
+// INVAL. Zero means the type is right.
+func typeStatus(want, got fs.FileMode) uint32 {
+	got &= fs.ModeType
+	switch {
+	case got == want:
+		return nfs3OK
+	case want == fs.ModeDir:
+		return nfs3ErrNotDir
+	case got == fs.ModeDir:
+		return nfs3ErrIsDir
+	}
+	return nfs3ErrInval
+}
+
+// objectStatus checks the type of the file fh names.
+func objectStatus(obj Objects, fh []byte, want fs.FileMode) uint32 {
+	got, err := obj.Type(fh)
+	if err != nil {
+		return errStatus(err, nfs3ErrStale)
+	}
+	return typeStatus(want, got)
+}
+
+// errStatus is the NFS status an error carries, or def.
+func errStatus(err error, def uint32) uint32 {
+	var se statusError
+	if errors.As(err, &se) {
+		return se.NFSStatus()
+	}
+	return def
+}
+
+// nameArgs returns the file names in an NFS call's arguments (already
+// checked by checkNFSArgs) with, for each, the offset of its length word.
+func nameArgs(proc uint32, args []byte) (names [][]byte, offs []int) {
+	r := xdrReader{buf: args}
+	fh := func() { r.opaque(nfs3FHSize) }
+	name := func() {
+		off := r.off
+		n := r.opaque(nfsNameMax)
+		if r.err == nil {
+			names, offs = append(names, n), append(offs, off)
+		}
+	}
+	switch proc {
+	case 3, 8, 9, 10, 11, 12, 13: // LOOKUP CREATE MKDIR SYMLINK MKNOD REMOVE RMDIR
+		fh()
+		name()
+	case 14: // RENAME
+		fh()
+		name()
+		fh()
+		name()
+	case 15: // LINK
+		fh()
+		fh()
+		name()
+	}
+	return names, offs
+}
+
+// validName is knfsd's decoding rule for a file name (svcxdr_decode_filename3):
+// not empty, no NUL, no slash. A name that breaks it is GARBAGE_ARGS.
+func validName(n []byte) bool {
+	return len(n) > 0 && bytes.IndexByte(n, 0) < 0 && bytes.IndexByte(n, '/') < 0
+}
+
+func isDot(n []byte) bool { return string(n) == "." || string(n) == ".." }
+
+// dotStatus is knfsd's answer to "." or ".." where a procedure names an
+// entry to create, remove or rename: nfsd_create EXIST, nfsd_unlink ACCES,
+// nfsd_rename and nfsd_link PERM. Zero: allowed (LOOKUP).
+var dotStatus = [nfsProcCount]uint32{
+	8: nfs3ErrExist, 9: nfs3ErrExist, 10: nfs3ErrExist, 11: nfs3ErrExist,
+	12: nfs3ErrAcces, 13: nfs3ErrAcces, 14: nfs3ErrPerm, 15: nfs3ErrPerm,
+}
