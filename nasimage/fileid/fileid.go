@@ -244,3 +244,11 @@ func Forget(path string) {
 	defer mem.Unlock()
 	delete(mem.ids, k)
 }
+
+// Supported reports whether the filesystem of dir keeps user xattrs (IDs
+// then survive restarts); without them IDs live in memory.
+func Supported(dir string) bool {
+	var b [16]byte
+	_, err := unix.Lgetxattr(dir, Attr, b[:])
+	return !errors.Is(err, unix.ENOTSUP)
+}

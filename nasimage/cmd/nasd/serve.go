@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/nas-topology/nas-topology/nasimage/fileid"
 	"github.com/nas-topology/nas-topology/nasimage/nfsfs"
 	"github.com/nas-topology/nas-topology/nasimage/ops"
 	"github.com/nas-topology/nas-topology/nasimage/rpc"
@@ -95,6 +96,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer, started func(li
 	handler, err := nfsfs.NewHandler(f.export, cfg, key)
 	if err != nil {
 		return err
+	}
+	if !fileid.Supported(f.export) {
+		log.Warn("the export's filesystem has no user xattrs: file identities are kept in memory, so handles of files created over NFS go stale when nasd restarts", "export", f.export)
 	}
 	go handler.Warm() // index the export for handles clients kept across a restart
 	reg := ops.NewRegistry()

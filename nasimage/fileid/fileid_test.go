@@ -1,0 +1,90 @@
+package fileid
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// TestIdentities: an ID is kept with the file (it follows a rename), a
+// file without one gets a derived ID that depends on its path and
+// version, and Carry hands an ID to a replacement.
+func TestIdentities(t *testing.T) {
+	root := t.TempDir()
+	if !Supported(root) {
+		t.Fatalf("%s has no user xattrs", root)
+	}
+	mt := time.Unix(1700000000, 5)
+	put := func(rel, data string) {
+		p := filepath.Join(root, rel)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		os.WriteFile(p, []byte(data), 0o644)
+		os.Chtimes(p, mt, mt)
+	}
+	put("d/a", "v1")
+	a, err := Get(root, "d/a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, _ := os.Lstat(filepath.Join(root, "d/a"))
+	if a != Derived("d/a", fi, "") {
+		t.Fatal("a file without an ID does not get the derived one")
+	}
+	d, _ := Get(root, "d")
+	os.Rename(filepath.Join(root, "d"), filepath.Join(root, "e"))
+	if got, _ := Get(root, "e/a"); got != a {
+		t.Fatal("the ID did not follow a rename of the directory above")
+	}
+	if got, _ := Get(root, "e"); got != d {
+		t.Fatal("the directory's ID did not follow its rename")
+	}
+	// Same path, another version: another ID.
+	put("b", "v1")
+	b1, _ := Get(root, "b")
+	os.Remove(filepath.Join(root, "b"))
+	put("b", "version 2")
+	if b2, _ := Get(root, "b"); b2 == b1 {
+		t.Fatal("a file recreated with other content got the old ID")
+	}
+	// Same path and version in another, new export (a new pod re-filled by
+	// the sync engine): same ID.
+	other := t.TempDir()
+	os.MkdirAll(filepath.Join(other, "d"), 0o755)
+	os.WriteFile(filepath.Join(other, "d/a"), []byte("v1"), 0o644)
+	os.Chtimes(filepath.Join(other, "d/a"), mt, mt)
+	if got := mustGet(t, other, "d/a"); got != a {
+		t.Fatal("the same version at the same path in a new export got another ID")
+	}
+	if got := mustGet(t, other, "d"); got != d {
+		t.Fatal("the same directory in a new export got another ID")
+	}
+	put("c", "new")
+	if err := Carry(root, "b", filepath.Join(root, "c")); err != nil {
+		t.Fatal(err)
+	}
+	if mustGet(t, root, "c") != mustGet(t, root, "b") {
+		t.Fatal("Carry did not hand the ID over")
+	}
+	if err := Carry(root, "missing", filepath.Join(root, "c")); err != nil {
+		t.Fatalf("Carry from a missing file: %v", err)
+	}
+	if mustGet(t, root, "") != Root {
+		t.Fatal("root ID")
+	}
+	os.Symlink("target", filepath.Join(root, "l"))
+	l1 := mustGet(t, root, "l")
+	os.Rename(filepath.Join(root, "l"), filepath.Join(root, "l2"))
+	if mustGet(t, root, "l2") == l1 {
+		t.Fatal("symlink IDs are derived from their path (documented): a renamed one changes")
+	}
+}
+
+func mustGet(t *testing.T, root, rel string) ID {
+	t.Helper()
+	id, err := Get(root, rel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
