@@ -91,8 +91,19 @@ func Derived(rel string, fi os.FileInfo, target string) ID {
 }
 
 // Get returns the ID of rel (slash-separated) inside root, giving it one
-// (Derived) and keeping it if it has none yet.
-func Get(root, rel string) (ID, error) {
+// (Derived) and keeping it if it has none yet. Call it when a client uses
+// a handle and before nasd changes a file: from then on the ID follows the
+// file.
+func Get(root, rel string) (ID, error) { return get(root, rel, true) }
+
+// Peek is Get without keeping a derived ID: for indexing and for files
+// about to be removed, so that indexing a large tree does not write to
+// every file (each write is also an inotify event for the sync engine). A
+// derived ID is the same when computed again, as long as the file keeps
+// its path and version; Get keeps it once a handle is given out.
+func Peek(root, rel string) (ID, error) { return get(root, rel, false) }
+
+func get(root, rel string, keep bool) (ID, error) {
 	if rel == "" {
 		return Root, nil
 	}
@@ -115,6 +126,9 @@ func Get(root, rel string) (ID, error) {
 		return id, nil
 	}
 	id := Derived(rel, fi, "")
+	if !keep {
+		return id, nil
+	}
 	return id, set(p, fi, id)
 }
 

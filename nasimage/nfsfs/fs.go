@@ -150,7 +150,7 @@ func (f *exportFS) Rename(from, to string) error {
 	if err != nil {
 		return err
 	}
-	replaced, rerr := fileid.Get(f.root, dstRel)
+	replaced, rerr := fileid.Peek(f.root, dstRel)
 	if rerr == nil && replaced != id {
 		fileid.Forget(dst)
 	}
@@ -177,7 +177,7 @@ func (f *exportFS) Remove(name string) error {
 		return &os.PathError{Op: "remove", Path: name, Err: syscall.EBUSY}
 	}
 	rel := f.rel(p)
-	id, idErr := fileid.Get(f.root, rel)
+	id, idErr := fileid.Peek(f.root, rel)
 	fileid.Forget(p)
 	if err := os.Remove(p); err != nil {
 		return err

@@ -93,6 +93,8 @@ func (h *Handler) ToHandle(_ billy.Filesystem, path []string) []byte {
 	rel, err := h.fs.physical(filepath.Join(path...))
 	var id FileID
 	if err == nil {
+		// Get, not Peek: once a client holds the handle, the identity must
+		// follow the file through renames nasd does not see.
 		id, err = fileid.Get(h.root, rel)
 	}
 	if err != nil {

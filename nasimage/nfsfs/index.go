@@ -127,8 +127,12 @@ func (x *handleIndex) len() int {
 // the ones where it is not.
 func (x *handleIndex) check(id fileid.ID) (string, bool) {
 	for _, p := range x.candidates(id) {
-		if got, err := fileid.Get(x.root, p); err == nil && got == id {
-			return p, true
+		if got, err := fileid.Peek(x.root, p); err == nil && got == id {
+			// A client uses the handle: keep a derived identity with the
+			// file from now on, so that it follows the file.
+			if _, err := fileid.Get(x.root, p); err == nil {
+				return p, true
+			}
 		}
 		x.drop(id, p)
 	}
@@ -172,9 +176,9 @@ func (x *handleIndex) warm() {
 	}
 }
 
-// walk records the identity of every file of the export (giving one to
-// those without). It does not follow symlinks, so it never leaves the
-// export.
+// walk records the identity of every file of the export (derived ones
+// are not kept on disk: see fileid.Peek). It does not follow symlinks, so
+// it never leaves the export.
 func (x *handleIndex) walk() {
 	found := map[fileid.ID][]string{}
 	_ = filepath.WalkDir(x.root, func(p string, d fs.DirEntry, err error) error {
@@ -186,7 +190,7 @@ func (x *handleIndex) walk() {
 			return nil
 		}
 		rel = filepath.ToSlash(rel)
-		if id, err := fileid.Get(x.root, rel); err == nil {
+		if id, err := fileid.Peek(x.root, rel); err == nil {
 			found[id] = append(found[id], rel)
 		}
 		return nil
