@@ -222,6 +222,12 @@ func (h *Handler) Commit(fh []byte) error {
 // without waiting for a walk.
 func (h *Handler) Warm() { h.index.warm() }
 
+// Reindex walks the export again now, whatever the spacing of walks:
+// call it when a worker has filled the export (the sync engine's initial
+// copy into a new pod's empty export), so that handles clients took
+// before resolve at once.
+func (h *Handler) Reindex() { h.index.reindex() }
+
 // IndexSize is the number of handles the index knows (for tests and
 // metrics).
 func (h *Handler) IndexSize() int { return h.index.len() }

@@ -176,6 +176,13 @@ func (x *handleIndex) warm() {
 	}
 }
 
+func (x *handleIndex) reindex() {
+	x.walkMu.Lock()
+	defer x.walkMu.Unlock()
+	x.walk()
+	x.walkEvery = minWalkInterval
+}
+
 // walk records the identity of every file of the export (derived ones
 // are not kept on disk: see fileid.Peek). It does not follow symlinks, so
 // it never leaves the export.

@@ -222,7 +222,11 @@ func serve(ctx context.Context, args []string, stderr io.Writer, started func(li
 			var once sync.Once
 			err := nw.w.Run(workCtx, func() {
 				once.Do(func() {
-					log.Info("worker ready", "worker", nw.name)
+					// The worker may have filled the export (the initial
+					// sync into a new pod's empty export): index it before
+					// clients are let in, so that their handles resolve.
+					handler.Reindex()
+					log.Info("worker ready", "worker", nw.name, "indexed", handler.IndexSize())
 					ready.Set(nw.name, true)
 				})
 			})
