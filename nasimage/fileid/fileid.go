@@ -94,16 +94,26 @@ func Derived(rel string, fi os.FileInfo, target string) ID {
 // (Derived) and keeping it if it has none yet. Call it when a client uses
 // a handle and before nasd changes a file: from then on the ID follows the
 // file.
-func Get(root, rel string) (ID, error) { return get(root, rel, true) }
+func Get(root, rel string) (ID, error) { return get(root, rel, true, nil) }
 
 // Peek is Get without keeping a derived ID: for indexing and for files
 // about to be removed, so that indexing a large tree does not write to
 // every file (each write is also an inotify event for the sync engine). A
 // derived ID is the same when computed again, as long as the file keeps
 // its path and version; Get keeps it once a handle is given out.
-func Peek(root, rel string) (ID, error) { return get(root, rel, false) }
+func Peek(root, rel string) (ID, error) { return get(root, rel, false, nil) }
 
-func get(root, rel string, keep bool) (ID, error) {
+// Is reports whether rel inside root is the file id names (keeping a
+// derived ID if so: a client is using its handle). One lgetxattr when the
+// file has its ID.
+func Is(root, rel string, id ID) bool {
+	got, err := get(root, rel, true, &id)
+	return err == nil && got == id
+}
+
+// get returns rel's ID; a derived one is kept if keep, and only if it is
+// want when want is given.
+func get(root, rel string, keep bool, want *ID) (ID, error) {
 	if rel == "" {
 		return Root, nil
 	}
@@ -126,7 +136,7 @@ func get(root, rel string, keep bool) (ID, error) {
 		return id, nil
 	}
 	id := Derived(rel, fi, "")
-	if !keep {
+	if !keep || (want != nil && id != *want) {
 		return id, nil
 	}
 	return id, set(p, fi, id)

@@ -127,12 +127,10 @@ func (x *handleIndex) len() int {
 // the ones where it is not.
 func (x *handleIndex) check(id fileid.ID) (string, bool) {
 	for _, p := range x.candidates(id) {
-		if got, err := fileid.Peek(x.root, p); err == nil && got == id {
-			// A client uses the handle: keep a derived identity with the
-			// file from now on, so that it follows the file.
-			if _, err := fileid.Get(x.root, p); err == nil {
-				return p, true
-			}
+		// fileid.Is keeps a derived identity with the file from now on: a
+		// client uses the handle, so it must follow the file.
+		if fileid.Is(x.root, p, id) {
+			return p, true
 		}
 		x.drop(id, p)
 	}
