@@ -144,39 +144,7 @@ func (s *Server) nfs(c *conn, call Call, rec []byte, start time.Time) {
 		}
 	}
 	obj, _ := s.cfg.Handles.(Objects)
-	if obj != nil {
-		if checksType[call.Proc] {
-			if st := objectStatus(obj, fh, wantType[call.Proc]); st != nfs3OK {
-				fail(st)
-				return
-			}
-		}
-		if call.Proc == nfsProcRename {
-			// The second directory: go-nfs follows a symlink there too.
-			r2 := xdrReader{buf: call.Args, off: nameOffs[0]}
-			r2.opaque(nfsNameMax)
-			to := r2.opaque(nfs3FHSize)
-			if err := s.cfg.Handles.Check(to); err != nil {
-				fail(errStatus(err, nfs3ErrBadHandl))
-				return
-			}
-			if st := objectStatus(obj, to, wantType[call.Proc]); st != nfs3OK {
-				fail(st)
-				return
-			}
-		}
-		if call.Proc == nfsProcLookup && string(names[0]) == ".." && obj.IsRoot(fh) {
-			// knfsd: ".." of the export root is the root itself (go-nfs
-			// answered ACCES). Ask go-nfs for "." instead: same padded size.
-			off := nameOffs[0]
-			binary.BigEndian.PutUint32(call.Args[off:], 1)
-			call.Args[off+5] = 0
-		}
-		if call.Proc == nfsProcLink {
-			s.nfsLink(c, call, obj, start)
-			return
-		}
-	} else if call.Proc == nfsProcLink {
+	if obj == nil && call.Proc == nfsProcLink {
 		// Without Objects, no hard links (go-nfs decodes LINK with
 		// SYMLINK's layout, reading lengths out of the name).
 		fail(nfs3ErrNotSupp)
@@ -209,6 +177,21 @@ func (s *Server) nfs(c *conn, call Call, rec []byte, start time.Time) {
 		defer c.inflight.Done()
 		defer c.inflightN.Add(-1)
 		defer s.m.inflight.Dec()
+		// Checks that touch the filesystem run here, not in the
+		// connection's reader: a handle that needs an index walk must not
+		// hold up the calls behind it.
+		if obj != nil {
+			if st := s.objectChecks(call, obj, fh, names, nameOffs); st != nfs3OK {
+				s.backends.release(bc, true)
+				fail(st)
+				return
+			}
+			if call.Proc == nfsProcLink {
+				s.nfsLink(c, call, obj, start)
+				s.backends.release(bc, true)
+				return
+			}
+		}
 		rep, err := bc.roundTrip(rec)
 		s.backends.release(bc, err == nil)
 		if err != nil {
