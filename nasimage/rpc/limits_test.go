@@ -229,3 +229,62 @@ func TestSlowloris(t *testing.T) {
 	}
 	t.Fatal("slowloris connection kept for 3 s (record timeout 300 ms)")
 }
+
+// TestReadCountClamped: a READ asking more than FSINFO's rtmax (1 MiB)
+// gets at most 1 MiB (go-nfs allocated up to 16 MiB per call).
+func TestReadCountClamped(t *testing.T) {
+	srv := nfstest.Start(t, nfstest.Options{})
+	os.WriteFile(srv.Dir+"/big", make([]byte, 4<<20), 0o644)
+	c := nfstest.DialRaw(t, srv.Addr, "")
+	_, fh := c.Lookup(t, c.Mnt(t, "/"), "big")
+	rep, err := c.Call(progNFS, 3, 6, X{}.Opaque(fh).U64(0).U32(16<<20))
+	if err != nil || rep.AcceptStat != 0 || rep.Words[0] != 0 {
+		t.Fatalf("READ: %+v %v", rep.Words[:2], err)
+	}
+	off := 2 // status, attributes_follow
+	if rep.Words[1] == 1 {
+		off += 21
+	}
+	if n := rep.Words[off]; n != 1<<20 {
+		t.Fatalf("READ of 16 MiB returned %d bytes, want 1 MiB", n)
+	}
+}
+
+// TestClientNotReadingReplies: a client that pipelines READs and never
+// reads the replies holds at most 32 calls in flight, and is disconnected
+// once a reply cannot be sent within the record timeout.
+func TestClientNotReadingReplies(t *testing.T) {
+	srv := nfstest.Start(t, nfstest.Options{RecordTimeout: 500 * time.Millisecond})
+	os.WriteFile(srv.Dir+"/big", make([]byte, 1<<20), 0o644)
+	c := nfstest.DialRaw(t, srv.Addr, "")
+	_, fh := c.Lookup(t, c.Mnt(t, "/"), "big")
+	if tc, ok := c.Conn.(*net.TCPConn); ok {
+		tc.SetReadBuffer(4 << 10)
+	}
+	var buf []byte
+	for i := range 200 {
+		call := nfstest.Call(uint32(0x9000+i), 2, progNFS, 3, 6, X{}.Opaque(fh).U64(0).U32(1<<20))
+		buf = binary.BigEndian.AppendUint32(buf, uint32(len(call))|1<<31)
+		buf = append(buf, call...)
+	}
+	go c.Conn.Write(buf)
+	maxInflight := 0.0
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		maxInflight = max(maxInflight, metricValue(t, srv.Registry, "nasd_nfs_inflight_requests"))
+		if metricValue(t, srv.Registry, "nasd_rpc_connection_errors_total", "reason=reply_timeout") >= 1 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := metricValue(t, srv.Registry, "nasd_rpc_connection_errors_total", "reason=reply_timeout"); got < 1 {
+		t.Fatal("a client not reading its replies was not disconnected")
+	}
+	if maxInflight > 32 {
+		t.Fatalf("%v calls in flight on one connection, want at most 32", maxInflight)
+	}
+	t.Logf("at most %v calls in flight", maxInflight)
+	if err := nullOK(srv.Addr); err != nil {
+		t.Fatalf("server unusable afterwards: %v", err)
+	}
+}

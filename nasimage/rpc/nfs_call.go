@@ -164,8 +164,12 @@ func (s *Server) nfs(c *conn, call Call, rec []byte, start time.Time) {
 		}
 	}
 
+	clampCounts(call.Proc, call.Args)
+
+	c.slots <- struct{}{} // blocks the reader while maxConnCalls are in flight
 	bc, err := s.backends.acquire()
 	if err != nil {
+		<-c.slots
 		s.m.observe("nfs", proc, "SYSTEM_ERR", start)
 		c.reply(acceptedReply(call.XID, acceptSystemErr, nil))
 		return
@@ -175,6 +179,7 @@ func (s *Server) nfs(c *conn, call Call, rec []byte, start time.Time) {
 	s.m.inflight.Inc()
 	go func() {
 		defer c.inflight.Done()
+		defer func() { <-c.slots }()
 		defer c.inflightN.Add(-1)
 		defer s.m.inflight.Dec()
 		// Checks that touch the filesystem run here, not in the
@@ -207,6 +212,29 @@ func (s *Server) nfs(c *conn, call Call, rec []byte, start time.Time) {
 		s.m.observe("nfs", proc, s.nfsReplyStatus(call.Proc, rep), start)
 		c.reply(rep)
 	}()
+}
+
+// clampCounts lowers, in place, the byte counts a client asks READ,
+// READDIR and READDIRPLUS to answer to MaxTransfer (FSINFO's rtmax), as
+// knfsd does (svc_max_payload): go-nfs allocates up to 16 MiB for a READ
+// and lists a whole directory for a large enough READDIRPLUS.
+func clampCounts(proc uint32, args []byte) {
+	r := xdrReader{buf: args}
+	r.opaque(nfs3FHSize)
+	var offs []int
+	switch proc {
+	case nfsProcRead: // offset (8), count
+		offs = []int{r.off + 8}
+	case 16: // READDIR: cookie (8), verifier (8), count
+		offs = []int{r.off + 16}
+	case 17: // READDIRPLUS: cookie, verifier, dircount, maxcount
+		offs = []int{r.off + 16, r.off + 20}
+	}
+	for _, o := range offs {
+		if r.err == nil && o+4 <= len(args) && binary.BigEndian.Uint32(args[o:]) > MaxTransfer {
+			binary.BigEndian.PutUint32(args[o:], MaxTransfer)
+		}
+	}
 }
 
 // nfsReplyStatus names the outcome of a go-nfs reply for metrics and counts

@@ -109,8 +109,14 @@ const (
 	// DefaultIdleTimeout is knfsd's: it closes a TCP connection idle for
 	// 6 minutes (svc_age_temp_xprts); clients reconnect transparently.
 	DefaultIdleTimeout = 6 * time.Minute
-	// DefaultRecordTimeout bounds one record's arrival once it started.
+	// DefaultRecordTimeout bounds one record's arrival once it started,
+	// and the sending of one reply.
 	DefaultRecordTimeout = 30 * time.Second
+	// maxConnCalls bounds the NFS calls of one connection in flight
+	// (running or waiting to send their reply): past it the connection is
+	// not read until one ends, so a client pipelining READs it does not
+	// read the answers of holds at most this many replies (1 MiB each).
+	maxConnCalls = 32
 )
 
 // Server is the RPC front door. Create it with NewServer, then call Serve
@@ -266,7 +272,7 @@ func (s *Server) newConn(nc net.Conn, portmapOnly bool) (c *conn, refused bool) 
 	if s.cfg.MaxConns > 0 && len(s.conns) >= s.cfg.MaxConns {
 		return nil, true
 	}
-	c = &conn{s: s, nc: nc, portmapOnly: portmapOnly, peer: addrOf(nc.RemoteAddr())}
+	c = &conn{s: s, nc: nc, portmapOnly: portmapOnly, peer: addrOf(nc.RemoteAddr()), slots: make(chan struct{}, maxConnCalls)}
 	c.allowed = s.cfg.Export.Allows(c.peer)
 	s.conns[c] = struct{}{}
 	s.connWG.Add(1)
@@ -335,6 +341,7 @@ type conn struct {
 	wmu       sync.Mutex // serializes replies
 	inflight  sync.WaitGroup
 	inflightN atomic.Int32
+	slots     chan struct{} // bounds the calls in flight (maxConnCalls)
 	closing   atomic.Bool
 }
 
@@ -436,10 +443,20 @@ func (c *conn) readFailed(err error) {
 }
 
 // reply sends one reply record; replies of concurrent calls are serialized.
+//
+// A client that stops reading its replies is disconnected after the record
+// timeout: its replies (up to maxConnCalls of 1 MiB) are not kept waiting.
 func (c *conn) reply(rec ...[]byte) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	if d := c.s.cfg.RecordTimeout; d > 0 {
+		_ = c.nc.SetWriteDeadline(time.Now().Add(d))
+	}
 	if err := WriteRecord(c.nc, rec...); err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			c.s.m.connErrors.WithLabelValues("reply_timeout").Inc()
+			c.s.log.Info("closing connection: client does not read its replies", "peer", c.peer)
+		}
 		c.closing.Store(true)
 		c.nc.Close()
 	}
