@@ -63,7 +63,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.maxRecord, "max-record", rpc.DefaultMaxRecord, "largest RPC record accepted, in bytes; bigger ones close the connection")
 	fs.IntVar(&f.maxConns, "max-connections", rpc.DefaultMaxConns, "client connections open at once (NFS and portmapper ports); more are closed at once; -1 = no limit")
 	fs.DurationVar(&f.idleTimeout, "idle-timeout", rpc.DefaultIdleTimeout, "close a client connection that sends nothing for this long (knfsd: 6m); -1ns = never")
-	fs.DurationVar(&f.recordTimeout, "record-timeout", rpc.DefaultRecordTimeout, "close a connection whose RPC record, once started, does not arrive whole within this time")
+	fs.DurationVar(&f.recordTimeout, "record-timeout", rpc.DefaultRecordTimeout, "close a connection whose RPC record, once started, does not arrive whole within this time, or that does not take a reply within it")
 	fs.StringVar(&f.handleKeyFile, "handle-key-file", "", "file holding the file-handle secret (at least 32 bytes, e.g. a mounted Kubernetes Secret) so handles survive pod replacement; empty = <state>/handle.key, generated once")
 	fs.DurationVar(&f.grace, "shutdown-grace", 25*time.Second, "on SIGTERM, time to finish NFS calls and let workers flush before exiting")
 	fs.StringVar(&f.logFormat, "log-format", "json", "log format: json or text")
