@@ -185,7 +185,10 @@ func read(path string) (ID, bool, error) {
 	switch {
 	case err == nil && n == len(id):
 		return id, true, nil
-	case err == nil, errors.Is(err, unix.ENODATA), errors.Is(err, unix.ENOTSUP), errors.Is(err, unix.ERANGE):
+	case err == nil, errors.Is(err, unix.ENODATA), errors.Is(err, unix.ENOTSUP), errors.Is(err, unix.ERANGE),
+		errors.Is(err, unix.EACCES), errors.Is(err, unix.EPERM):
+		// (EACCES: a file whose mode denies nasd reading it: the ID kept
+		// in memory, or derived, stands in.)
 		return id, false, nil
 	case errors.Is(err, unix.ENOENT), errors.Is(err, unix.ENOTDIR):
 		return id, false, &os.PathError{Op: "getxattr", Path: path, Err: syscall.ENOENT}
@@ -196,7 +199,7 @@ func read(path string) (ID, bool, error) {
 // set keeps id on path: in its attribute, or in memory where the
 // filesystem has no user attributes.
 func set(path string, fi os.FileInfo, id ID) error {
-	err := unix.Lsetxattr(path, Attr, id[:], 0)
+	err := AsOwner(path, fi, 0o200, func() error { return unix.Lsetxattr(path, Attr, id[:], 0) })
 	if errors.Is(err, unix.ENOTSUP) || errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) {
 		// No user xattrs here, or a file nasd may not change (not its
 		// own): keep the ID in memory.
@@ -207,6 +210,43 @@ func set(path string, fi os.FileInfo, id ID) error {
 		return &os.PathError{Op: "setxattr", Path: path, Err: err}
 	}
 	return nil
+}
+
+// asOwner serializes AsOwner's mode changes.
+var asOwner sync.Mutex
+
+// AsOwner runs fn, which the mode of the file at path (fi) forbids nasd
+// (EACCES), again with the permission bits need added for its duration,
+// if nasd's uid owns the file: as the owner it may change the mode, and
+// knfsd lets a file's owner write it whatever its mode. Symlinks and
+// files nasd does not own get fn's error.
+func AsOwner(path string, fi os.FileInfo, need os.FileMode, fn func() error) error {
+	err := fn()
+	if !errors.Is(err, syscall.EACCES) {
+		return err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok || int(st.Uid) != os.Geteuid() || fi.Mode()&os.ModeSymlink != 0 {
+		return err
+	}
+	asOwner.Lock()
+	defer asOwner.Unlock()
+	cur, serr := os.Lstat(path)
+	if serr != nil {
+		return err
+	}
+	mode := cur.Mode().Perm() | cur.Mode()&(os.ModeSetuid|os.ModeSetgid|os.ModeSticky)
+	if mode&need == need {
+		return fn() // the mode is not what refused it (or changed meanwhile)
+	}
+	if cerr := os.Chmod(path, mode|need); cerr != nil {
+		return err
+	}
+	err = fn()
+	if cerr := os.Chmod(path, mode); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // The in-memory table for filesystems without user xattrs, keyed by inode.

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"sync"
 	"syscall"
 	"time"
 
@@ -89,40 +88,31 @@ func (f *exportFS) assign(name string, file billy.File) {
 	f.index.put(id, f.rel(p))
 }
 
-// ownerOverride serializes the mode changes of openAsOwner.
-var ownerOverride sync.Mutex
-
 // openAsOwner opens a file for writing that its mode forbids nasd to
 // write. knfsd lets a file's owner write it whatever its mode
 // (NFSD_MAY_OWNER_OVERRIDE): git, tar and cp create a file 0444 and write
 // through the descriptor they got. nasd runs as one uid and owns the files
 // it created, so as their owner it may add u+w for the open and restore
-// the mode at once (an open descriptor keeps its access). Files nasd does
-// not own are refused as before.
+// the mode at once (an open descriptor keeps its access): fileid.AsOwner.
+// Files nasd does not own are refused as before.
 func (f *exportFS) openAsOwner(name string, flag int, perm os.FileMode) (billy.File, error) {
 	p, err := f.resolve(name, true)
 	if err != nil {
 		return nil, err
 	}
-	ownerOverride.Lock()
-	defer ownerOverride.Unlock()
 	fi, err := os.Stat(p)
 	if err != nil {
 		return nil, err
 	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok || int(st.Uid) != os.Geteuid() || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o200 != 0 {
+	if !fi.Mode().IsRegular() {
 		return nil, &os.PathError{Op: "open", Path: name, Err: syscall.EACCES}
 	}
-	mode := fi.Mode().Perm() | fi.Mode()&(os.ModeSetuid|os.ModeSetgid|os.ModeSticky)
-	if err := os.Chmod(p, mode|0o200); err != nil {
-		return nil, err
-	}
-	file, err := f.Filesystem.OpenFile(name, flag, perm)
-	if cerr := os.Chmod(p, mode); err == nil && cerr != nil {
-		file.Close()
-		return nil, cerr
-	}
+	var file billy.File
+	err = fileid.AsOwner(p, fi, 0o200, func() error {
+		var err error
+		file, err = f.Filesystem.OpenFile(name, flag, perm)
+		return err
+	})
 	return file, err
 }
 
@@ -188,9 +178,18 @@ func (f *exportFS) Remove(name string) error {
 	return nil
 }
 
+// goNFSMkdirDefault is the mode go-nfs (v0.0.4) passes to MkdirAll for a
+// MKDIR without a mode: 755 in decimal (0o1363), which made directories
+// d-wx-r---x (0341 after the umask) that nasd itself could not list. A
+// mode a client gives is at most 0o777, so this value means "none given".
+const goNFSMkdirDefault = 755
+
 func (f *exportFS) MkdirAll(name string, perm os.FileMode) error {
 	if f.opts.ReadOnly {
 		return errROFS
+	}
+	if perm == goNFSMkdirDefault {
+		perm = 0o755
 	}
 	_, statErr := f.Lstat(name)
 	if err := f.Filesystem.MkdirAll(name, perm); err != nil {
@@ -260,7 +259,39 @@ func (f *exportFS) Lstat(name string) (os.FileInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	return os.Lstat(p)
+	fi, err := os.Lstat(p)
+	if err != nil {
+		return nil, err
+	}
+	return withOwner(p, fi), nil
+}
+
+// Stat and ReadDir report recorded owners too (see owner.go).
+func (f *exportFS) Stat(name string) (os.FileInfo, error) {
+	p, err := f.resolve(name, true)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		return nil, err
+	}
+	return withOwner(p, fi), nil
+}
+
+func (f *exportFS) ReadDir(name string) ([]os.FileInfo, error) {
+	entries, err := f.Filesystem.ReadDir(name)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := f.resolve(name, true)
+	if err != nil {
+		return nil, err
+	}
+	for i, e := range entries {
+		entries[i] = withOwner(filepath.Join(dir, e.Name()), e)
+	}
+	return entries, nil
 }
 
 // physical returns the path of name inside the export as it is on disk
@@ -322,7 +353,7 @@ func (f *exportFS) Lchown(name string, uid, gid int) error {
 		return err
 	}
 	uid, gid = f.opts.mapOwner(uid, gid)
-	return os.Lchown(p, uid, gid)
+	return chown(p, uid, gid, false)
 }
 
 func (f *exportFS) Chown(name string, uid, gid int) error {
@@ -334,7 +365,7 @@ func (f *exportFS) Chown(name string, uid, gid int) error {
 		return err
 	}
 	uid, gid = f.opts.mapOwner(uid, gid)
-	return os.Chown(p, uid, gid)
+	return chown(p, uid, gid, true)
 }
 
 func (f *exportFS) Chtimes(name string, atime, mtime time.Time) error {

@@ -208,6 +208,9 @@ func (s *Server) nfs(c *conn, call Call, rec []byte, start time.Time) {
 		if call.Proc == nfsProcFSInfo {
 			patchFSInfo(rep)
 		}
+		if obj != nil && (call.Proc == 8 || call.Proc == 9 || call.Proc == 10) {
+			created(obj, call, rep)
+		}
 		// Count before replying: whoever sees the reply sees the count.
 		s.m.observe("nfs", proc, s.nfsReplyStatus(call.Proc, rep), start)
 		c.reply(rep)

@@ -20,6 +20,10 @@ type Objects interface {
 	IsRoot(fh []byte) bool
 	// Link gives the file fh the new name name in directory dir.
 	Link(fh, dir []byte, name string) error
+	// Created gives the file fh, just created by a caller with these
+	// AUTH_UNIX credentials, to that caller; it returns the owner the file
+	// now has (ok false: unchanged).
+	Created(fh []byte, uid, gid uint32) (ownerUID, ownerGID uint32, ok bool)
 }
 
 // wantType is, per procedure, the type its (first) handle must name, as
@@ -143,4 +147,50 @@ func isDot(n []byte) bool { return string(n) == "." || string(n) == ".." }
 var dotStatus = [nfsProcCount]uint32{
 	8: nfs3ErrExist, 9: nfs3ErrExist, 10: nfs3ErrExist, 11: nfs3ErrExist,
 	12: nfs3ErrAcces, 13: nfs3ErrAcces, 14: nfs3ErrPerm, 15: nfs3ErrPerm,
+}
+
+// authUnix is the AUTH_UNIX (AUTH_SYS) credential flavor (RFC 5531).
+const authUnix = 1
+
+// unixCred returns the uid and gid of AUTH_UNIX (AUTH_SYS) credentials:
+// stamp, machine name, uid, gid, gids.
+func unixCred(a Auth) (uid, gid uint32, ok bool) {
+	if a.Flavor != authUnix {
+		return 0, 0, false
+	}
+	r := xdrReader{buf: a.Body}
+	r.uint32()    // stamp
+	r.opaque(255) // machine name
+	uid, gid = r.uint32(), r.uint32()
+	return uid, gid, r.err == nil
+}
+
+// created hands a file that CREATE, MKDIR or SYMLINK just made to its
+// caller (knfsd creates it owned by the caller) and puts the new owner in
+// the reply's attributes. The resok body of the three starts alike:
+// status, post_op_fh3, post_op_attr (fattr3: type, mode, nlink, uid, gid,
+// ...).
+func created(obj Objects, call Call, rep []byte) {
+	uid, gid, ok := unixCred(call.Cred)
+	if !ok {
+		return
+	}
+	stat, body, ok := replyBody(rep)
+	if !ok || stat != acceptSuccess {
+		return
+	}
+	r := xdrReader{buf: body}
+	if r.uint32() != nfs3OK || r.uint32() != 1 {
+		return
+	}
+	fh := r.opaque(nfs3FHSize)
+	if r.err != nil {
+		return
+	}
+	u, g, ok := obj.Created(fh, uid, gid)
+	if !ok || r.uint32() != 1 || r.err != nil || r.off+20 > len(body) {
+		return
+	}
+	binary.BigEndian.PutUint32(body[r.off+12:], u)
+	binary.BigEndian.PutUint32(body[r.off+16:], g)
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 
 	nfsc "github.com/willscott/go-nfs-client/nfs"
@@ -90,5 +91,105 @@ func fileIs(t *testing.T, path, want string) {
 	got, err := os.ReadFile(path)
 	if err != nil || string(got) != want {
 		t.Fatalf("%s: %q %v, want %q", filepath.Base(path), got, err, want)
+	}
+}
+
+// TestCreatedFilesBelongToCaller: a file or directory created over NFS
+// belongs to the caller's AUTH_UNIX uid/gid (root squashed to anonuid), as
+// with knfsd: nasd, unprivileged, records the owner and reports it in the
+// CREATE reply and every later attribute; SETATTR changes it. (With nasd's
+// uid as owner, git refused the repository and cp -a could not chmod.)
+func TestCreatedFilesBelongToCaller(t *testing.T) {
+	nfstest.RequireTool(t, "setpriv")
+	export, state := nobodyDirs(t)
+	p := startNasdVia(t, []string{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"}, export, state, "--portmap-udp=false")
+	owner := func(v *nfsc.Target, path string) (uint32, uint32) {
+		t.Helper()
+		fi, _, err := v.Lookup(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := fi.(*nfsc.Fattr)
+		return a.UID, a.GID
+	}
+	app := nfstest.MountAs(t, p.nfs, "/", 1000, 1001)
+	if _, err := app.Mkdir("repo", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f, err := app.OpenFile("repo/a.txt", 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write([]byte("a"))
+	f.Close()
+	for _, name := range []string{"repo", "repo/a.txt"} {
+		if u, g := owner(app, name); u != 1000 || g != 1001 {
+			t.Errorf("%s owned by %d:%d, want 1000:1001", name, u, g)
+		}
+	}
+	entries, err := app.ReadDirPlus("repo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.FileName == "a.txt" && (e.Attr.Attr.UID != 1000 || e.Attr.Attr.GID != 1001) {
+			t.Errorf("READDIRPLUS: a.txt owned by %d:%d", e.Attr.Attr.UID, e.Attr.Attr.GID)
+		}
+	}
+	if fi, err := os.Lstat(filepath.Join(export, "repo", "a.txt")); err != nil || fi.Sys().(*syscall.Stat_t).Uid != 65534 {
+		t.Fatalf("on disk: %v %v (nasd keeps owning it)", fi, err)
+	}
+
+	// The replies carry the owner (clients cache it). go-nfs sends no
+	// object attributes in CREATE's reply (the client asks), it does in
+	// MKDIR's.
+	c := nfstest.DialRaw(t, p.nfs, "")
+	root := c.Mnt(t, "/")
+	sattr := nfstest.XDR{}.U32(0, 0, 0, 0, 0, 0)
+	for _, tc := range []struct {
+		proc  uint32
+		args  nfstest.XDR
+		attrs bool
+	}{
+		{8, append(nfstest.XDR{}.Opaque(root).String("raw").U32(0), sattr...), false},
+		{9, append(nfstest.XDR{}.Opaque(root).String("rawdir"), sattr...), true},
+	} {
+		rep, err := c.CallAs(1000, 1001, 100003, 3, tc.proc, tc.args)
+		if err != nil || rep.Words[0] != 0 || rep.Words[1] != 1 {
+			t.Fatalf("proc %d: %v %v", tc.proc, rep.Words, err)
+		}
+		attrs := 3 + int(rep.Words[2]+3)/4 // status, handle_follows, fh
+		if got := rep.Words[attrs] == 1; got != tc.attrs {
+			t.Fatalf("proc %d: object attributes follow: %v", tc.proc, got)
+		}
+		if tc.attrs && (rep.Words[attrs+4] != 1000 || rep.Words[attrs+5] != 1001) {
+			t.Errorf("proc %d reply attributes: uid %d gid %d, want 1000 1001", tc.proc, rep.Words[attrs+4], rep.Words[attrs+5])
+		}
+	}
+	if fi, err := os.Stat(filepath.Join(export, "rawdir")); err != nil || fi.Mode().Perm() != 0o755 {
+		t.Errorf("MKDIR without a mode: %v %v, want 0755 (go-nfs made 0341)", fi.Mode(), err)
+	}
+	for _, name := range []string{"raw", "rawdir"} {
+		if u, g := owner(app, name); u != 1000 || g != 1001 {
+			t.Errorf("%s owned by %d:%d, want 1000:1001", name, u, g)
+		}
+	}
+
+	// root is squashed; SETATTR gives a file away.
+	admin := nfstest.Mount(t, p.nfs, "/")
+	g, err := admin.OpenFile("rootfile", 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.Close()
+	if u, _ := owner(admin, "rootfile"); u != 65534 {
+		t.Errorf("a file root created is owned by %d, want 65534 (root_squash)", u)
+	}
+	_, fh, _ := app.Lookup("repo/a.txt")
+	if _, err := app.SetAttr(fh, nfsc.Sattr3{UID: nfsc.SetUID{SetIt: true, UID: 2000}, GID: nfsc.SetUID{SetIt: true, UID: 2000}}); err != nil {
+		t.Fatal(err)
+	}
+	if u, g := owner(app, "repo/a.txt"); u != 2000 || g != 2000 {
+		t.Errorf("after SETATTR: %d:%d, want 2000:2000", u, g)
 	}
 }

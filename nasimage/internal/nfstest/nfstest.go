@@ -129,12 +129,18 @@ func (s *Server) Stop() {
 // root), closing it when the test ends.
 func Mount(t testing.TB, addr, path string) *nfsc.Target {
 	t.Helper()
+	return MountAs(t, addr, path, 0, 0)
+}
+
+// MountAs is Mount with AUTH_UNIX credentials uid and gid.
+func MountAs(t testing.TB, addr, path string, uid, gid uint32) *nfsc.Target {
+	t.Helper()
 	c, err := DialClient(addr)
 	if err != nil {
 		t.Fatalf("dial %s: %v", addr, err)
 	}
 	m := &nfsc.Mount{Client: c}
-	v, err := m.Mount(path, nfsrpc.NewAuthUnix("nfstest", 0, 0).Auth())
+	v, err := m.Mount(path, nfsrpc.NewAuthUnix("nfstest", uid, gid).Auth())
 	if err != nil {
 		c.Close()
 		t.Fatalf("mount %s:%s: %v", addr, path, err)

@@ -52,6 +52,18 @@ func Call(xid, rpcvers, prog, vers, proc uint32, args []byte) []byte {
 	return append(b, args...)
 }
 
+// CallAs sends a call with AUTH_UNIX credentials uid and gid and reads
+// the reply.
+func (r *Raw) CallAs(uid, gid, prog, vers, proc uint32, args []byte) (Reply, error) {
+	r.xid++
+	cred := XDR{}.U32(0).String("nfstest").U32(uid, gid, 0)
+	b := XDR{}.U32(r.xid, 0, 2, prog, vers, proc, 1).Opaque(cred).U32(0, 0)
+	if err := r.Send(append(b, args...)); err != nil {
+		return Reply{}, err
+	}
+	return r.Read()
+}
+
 // Call sends one call as a single-fragment record and reads the reply.
 func (r *Raw) Call(prog, vers, proc uint32, args []byte) (Reply, error) {
 	r.xid++

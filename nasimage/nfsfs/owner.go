@@ -1,0 +1,101 @@
+package nfsfs
+
+import (
+	"encoding/binary"
+	"errors"
+	"os"
+	"path/filepath"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nas-topology/nas-topology/nasimage/fileid"
+)
+
+// Owners. knfsd creates a file owned by the caller (its AUTH_UNIX uid and
+// gid, after squashing); clients then check ownership themselves: git
+// refuses a repository it does not own ("dubious ownership"), and chmod,
+// utimes and cp -a's permission copy are refused by the client's VFS
+// unless the caller owns the file. nasd runs as one uid without
+// CAP_CHOWN, so when it cannot give a file away it records the owner in the
+// user.nasd.owner xattr (uid, gid) and reports that owner in every
+// attribute it answers. Permissions are not checked against the caller
+// (every caller may do what nasd's uid may).
+
+const ownerAttr = "user.nasd.owner"
+
+// ownedInfo is a FileInfo whose Sys() reports the recorded owner.
+type ownedInfo struct {
+	os.FileInfo
+	st syscall.Stat_t
+}
+
+func (o *ownedInfo) Sys() any { return &o.st }
+
+// withOwner returns fi (of the host path p) with its recorded owner, if
+// any.
+func withOwner(p string, fi os.FileInfo) os.FileInfo {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok || fi.Mode()&os.ModeSymlink != 0 {
+		return fi
+	}
+	var b [8]byte
+	if n, err := unix.Lgetxattr(p, ownerAttr, b[:]); err != nil || n != len(b) {
+		return fi
+	}
+	o := &ownedInfo{FileInfo: fi, st: *st}
+	o.st.Uid, o.st.Gid = binary.BigEndian.Uint32(b[:4]), binary.BigEndian.Uint32(b[4:])
+	return o
+}
+
+// chown gives p to uid/gid: for real when nasd may (it runs as root), else
+// recorded in the owner xattr.
+func chown(p string, uid, gid int, follow bool) error {
+	var err error
+	if follow {
+		err = os.Chown(p, uid, gid)
+	} else {
+		err = os.Lchown(p, uid, gid)
+	}
+	if err == nil {
+		_ = unix.Lremovexattr(p, ownerAttr)
+		return nil
+	}
+	if !errors.Is(err, syscall.EPERM) {
+		return err
+	}
+	var b [8]byte
+	binary.BigEndian.PutUint32(b[:4], uint32(uid))
+	binary.BigEndian.PutUint32(b[4:], uint32(gid))
+	fi, serr := os.Lstat(p)
+	if serr != nil {
+		return serr
+	}
+	// A file created 0444 (git's objects) is still nasd's to label.
+	if xerr := fileid.AsOwner(p, fi, 0o200, func() error { return unix.Lsetxattr(p, ownerAttr, b[:], 0) }); xerr != nil {
+		return err // a symlink, or no user xattrs: the EPERM stands
+	}
+	return nil
+}
+
+// Created gives the file fh names, just created over NFS by a caller with
+// AUTH_UNIX uid and gid, to that caller (after squashing) and returns the
+// owner it now has (for the front door to put in the reply's attributes).
+func (h *Handler) Created(fh []byte, uid, gid uint32) (uint32, uint32, bool) {
+	if h.opts.ReadOnly {
+		return 0, 0, false
+	}
+	_, path, err := h.FromHandle(fh)
+	if err != nil {
+		return 0, 0, false
+	}
+	p, err := h.fs.resolve(filepath.Join(path...), false)
+	if err != nil {
+		return 0, 0, false
+	}
+	u, g := h.opts.mapOwner(int(uid), int(gid))
+	if err := chown(p, u, g, false); err != nil {
+		return 0, 0, false
+	}
+	return uint32(u), uint32(g), true
+}
