@@ -181,14 +181,14 @@ func Carry(root, rel, replacement string) error {
 // read returns the ID kept in path's attribute, if any.
 func read(path string) (ID, bool, error) {
 	var id ID
-	n, err := unix.Lgetxattr(path, Attr, id[:])
+	n, err := GetAttr(path, Attr, id[:])
 	switch {
 	case err == nil && n == len(id):
 		return id, true, nil
 	case err == nil, errors.Is(err, unix.ENODATA), errors.Is(err, unix.ENOTSUP), errors.Is(err, unix.ERANGE),
 		errors.Is(err, unix.EACCES), errors.Is(err, unix.EPERM):
-		// (EACCES: a file whose mode denies nasd reading it: the ID kept
-		// in memory, or derived, stands in.)
+		// (EACCES: a file nasd does not own whose mode denies it reading:
+		// the ID kept in memory, or derived, stands in.)
 		return id, false, nil
 	case errors.Is(err, unix.ENOENT), errors.Is(err, unix.ENOTDIR):
 		return id, false, &os.PathError{Op: "getxattr", Path: path, Err: syscall.ENOENT}
@@ -210,6 +210,26 @@ func set(path string, fi os.FileInfo, id ID) error {
 		return &os.PathError{Op: "setxattr", Path: path, Err: err}
 	}
 	return nil
+}
+
+// GetAttr reads the user xattr name of path into b (lgetxattr), as the
+// file's owner if its mode denies nasd reading it (chmod 000 by a client
+// must not make its handle stale).
+func GetAttr(path, name string, b []byte) (int, error) {
+	n, err := unix.Lgetxattr(path, name, b)
+	if !errors.Is(err, unix.EACCES) {
+		return n, err
+	}
+	fi, serr := os.Lstat(path)
+	if serr != nil {
+		return n, err
+	}
+	err = AsOwner(path, fi, 0o400, func() error {
+		var e error
+		n, e = unix.Lgetxattr(path, name, b)
+		return e
+	})
+	return n, err
 }
 
 // asOwner serializes AsOwner's mode changes.

@@ -40,7 +40,7 @@ func withOwner(p string, fi os.FileInfo) os.FileInfo {
 		return fi
 	}
 	var b [8]byte
-	if n, err := unix.Lgetxattr(p, ownerAttr, b[:]); err != nil || n != len(b) {
+	if n, err := fileid.GetAttr(p, ownerAttr, b[:]); err != nil || n != len(b) {
 		return fi
 	}
 	o := &ownedInfo{FileInfo: fi, st: *st}

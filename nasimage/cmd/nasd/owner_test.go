@@ -193,3 +193,33 @@ func TestCreatedFilesBelongToCaller(t *testing.T) {
 		t.Errorf("after SETATTR: %d:%d, want 2000:2000", u, g)
 	}
 }
+
+// TestModeDeniesNasd: a client making its file unreadable and unwritable
+// (chmod 000) keeps a valid handle: nasd, the owner on disk, still reads
+// the file's identity and owner.
+func TestModeDeniesNasd(t *testing.T) {
+	nfstest.RequireTool(t, "setpriv")
+	export, state := nobodyDirs(t)
+	p := startNasdVia(t, []string{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"}, export, state, "--portmap-udp=false")
+	app := nfstest.MountAs(t, p.nfs, "/", 1000, 1000)
+	f, err := app.OpenFile("locked", 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write([]byte("x"))
+	f.Close()
+	_, fh, err := app.Lookup("locked")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := app.SetAttr(fh, nfsc.Sattr3{Mode: nfsc.SetMode{SetIt: true, Mode: 0}}); err != nil {
+		t.Fatal(err)
+	}
+	a, err := app.GetAttr(fh)
+	if err != nil {
+		t.Fatalf("GETATTR after chmod 000: %v", err)
+	}
+	if a.UID != 1000 || a.Mode().Perm() != 0 {
+		t.Fatalf("after chmod 000: uid %d mode %v", a.UID, a.Mode())
+	}
+}
