@@ -28,6 +28,7 @@ type exportFS struct {
 	root  string
 	opts  Options
 	index *handleIndex
+	fresh freshFiles
 }
 
 var errROFS = &os.PathError{Op: "write", Err: syscall.EROFS}
@@ -86,6 +87,7 @@ func (f *exportFS) assign(name string, file billy.File) {
 		}
 	}
 	f.index.put(id, f.rel(p))
+	f.fresh.add(id)
 }
 
 // openAsOwner opens a file for writing that its mode forbids nasd to
@@ -200,6 +202,7 @@ func (f *exportFS) MkdirAll(name string, perm os.FileMode) error {
 		if p, err := f.resolve(name, false); err == nil {
 			if id, err := fileid.Assign(p); err == nil {
 				f.index.put(id, f.rel(p))
+				f.fresh.add(id)
 			}
 		}
 	}
@@ -214,7 +217,13 @@ func (f *exportFS) Symlink(target, link string) error {
 	if err != nil {
 		return err
 	}
-	return os.Symlink(target, p)
+	if err := os.Symlink(target, p); err != nil {
+		return err
+	}
+	if id, err := fileid.Peek(f.root, f.rel(p)); err == nil {
+		f.fresh.add(id)
+	}
+	return nil
 }
 
 // Link makes to a new name of the file from (NFSv3 LINK): both names have

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -85,6 +87,12 @@ func (h *Handler) Created(fh []byte, uid, gid uint32) (uint32, uint32, bool) {
 	if h.opts.ReadOnly {
 		return 0, 0, false
 	}
+	id, err := h.codec.Decode(fh)
+	if err != nil || !h.fs.fresh.take(id) {
+		// Not made by this call: CREATE of an existing file (UNCHECKED)
+		// keeps its owner, as with knfsd.
+		return 0, 0, false
+	}
 	_, path, err := h.FromHandle(fh)
 	if err != nil {
 		return 0, 0, false
@@ -98,4 +106,36 @@ func (h *Handler) Created(fh []byte, uid, gid uint32) (uint32, uint32, bool) {
 		return 0, 0, false
 	}
 	return uint32(u), uint32(g), true
+}
+
+// freshFiles are the identities of files nasd just created over NFS, until
+// the front door hands them to their caller (Created).
+type freshFiles struct {
+	mu  sync.Mutex
+	ids map[FileID]time.Time
+}
+
+func (f *freshFiles) add(id FileID) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.ids == nil {
+		f.ids = map[FileID]time.Time{}
+	}
+	now := time.Now()
+	if len(f.ids) >= 1024 { // calls without AUTH_UNIX never take theirs
+		for k, t := range f.ids {
+			if now.Sub(t) > time.Minute {
+				delete(f.ids, k)
+			}
+		}
+	}
+	f.ids[id] = now
+}
+
+func (f *freshFiles) take(id FileID) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, ok := f.ids[id]
+	delete(f.ids, id)
+	return ok
 }

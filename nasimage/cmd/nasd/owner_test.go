@@ -223,3 +223,29 @@ func TestModeDeniesNasd(t *testing.T) {
 		t.Fatalf("after chmod 000: uid %d mode %v", a.UID, a.Mode())
 	}
 }
+
+// TestCreateExistingKeepsOwner: an UNCHECKED CREATE of an existing file
+// (which truncates it) does not give it to the caller.
+func TestCreateExistingKeepsOwner(t *testing.T) {
+	nfstest.RequireTool(t, "setpriv")
+	export, state := nobodyDirs(t)
+	p := startNasdVia(t, []string{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"}, export, state, "--portmap-udp=false")
+	c := nfstest.DialRaw(t, p.nfs, "")
+	root := c.Mnt(t, "/")
+	create := func(uid uint32) {
+		rep, err := c.CallAs(uid, uid, 100003, 3, 8, nfstest.XDR{}.Opaque(root).String("f").U32(0).U32(0, 0, 0, 0, 0, 0))
+		if err != nil || rep.Words[0] != 0 {
+			t.Fatalf("CREATE as %d: %v %v", uid, rep.Words, err)
+		}
+	}
+	create(1000)
+	create(2000)
+	v := nfstest.Mount(t, p.nfs, "/")
+	fi, _, err := v.Lookup("f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u := fi.(*nfsc.Fattr).UID; u != 1000 {
+		t.Fatalf("owner after a second CREATE by uid 2000: %d, want 1000", u)
+	}
+}
