@@ -59,6 +59,18 @@ func New() ID {
 	return id
 }
 
+// Number is the NFS fileid attribute (the "inode number" clients see) of
+// the file id names: its first 8 bytes, never 0. It follows the identity,
+// not the inode: the Linux client checks that a handle's fileid never
+// changes ("NFS: server ... error: fileid changed"), and in a new pod's
+// export every file, the root first, has another inode.
+func (id ID) Number() uint64 {
+	if n := binary.BigEndian.Uint64(id[:8]); n != 0 {
+		return n
+	}
+	return 1
+}
+
 func derive(parts ...string) ID {
 	h := sha256.New()
 	h.Write([]byte("nasd-fileid-v1"))

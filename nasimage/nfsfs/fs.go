@@ -272,10 +272,11 @@ func (f *exportFS) Lstat(name string) (os.FileInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	return withOwner(p, fi), nil
+	return attrs(f.root, f.rel(p), p, fi), nil
 }
 
-// Stat and ReadDir report recorded owners too (see owner.go).
+// Lstat, Stat and ReadDir report recorded owners and identity-based
+// fileids (see attrs in owner.go).
 func (f *exportFS) Stat(name string) (os.FileInfo, error) {
 	p, err := f.resolve(name, true)
 	if err != nil {
@@ -285,7 +286,7 @@ func (f *exportFS) Stat(name string) (os.FileInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	return withOwner(p, fi), nil
+	return attrs(f.root, f.rel(p), p, fi), nil
 }
 
 func (f *exportFS) ReadDir(name string) ([]os.FileInfo, error) {
@@ -298,7 +299,8 @@ func (f *exportFS) ReadDir(name string) ([]os.FileInfo, error) {
 		return nil, err
 	}
 	for i, e := range entries {
-		entries[i] = withOwner(filepath.Join(dir, e.Name()), e)
+		p := filepath.Join(dir, e.Name())
+		entries[i] = attrs(f.root, f.rel(p), p, e)
 	}
 	return entries, nil
 }

@@ -26,27 +26,37 @@ import (
 
 const ownerAttr = "user.nasd.owner"
 
-// ownedInfo is a FileInfo whose Sys() reports the recorded owner.
-type ownedInfo struct {
+// attrInfo is a FileInfo whose Sys() (what go-nfs builds the NFS
+// attributes from) reports the recorded owner and, as the inode number,
+// the file's identity (fileid.ID.Number).
+type attrInfo struct {
 	os.FileInfo
 	st syscall.Stat_t
 }
 
-func (o *ownedInfo) Sys() any { return &o.st }
+func (o *attrInfo) Sys() any { return &o.st }
 
-// withOwner returns fi (of the host path p) with its recorded owner, if
-// any.
-func withOwner(p string, fi os.FileInfo) os.FileInfo {
+// attrs returns fi (of the host path p, rel in the export) as clients
+// see it: its fileid from its identity (Peek: the identity is not kept by
+// a stat), its owner the recorded one, if any.
+func attrs(root, rel, p string, fi os.FileInfo) os.FileInfo {
 	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok || fi.Mode()&os.ModeSymlink != 0 {
+	if !ok {
 		return fi
+	}
+	o := &attrInfo{FileInfo: fi, st: *st}
+	id, err := fileid.Peek(root, rel)
+	if err != nil {
+		id = fileid.Derived(rel, fi, "") // gone meanwhile
+	}
+	o.st.Ino = id.Number()
+	if fi.Mode()&os.ModeSymlink != 0 {
+		return o
 	}
 	var b [8]byte
-	if n, err := fileid.GetAttr(p, ownerAttr, b[:]); err != nil || n != len(b) {
-		return fi
+	if n, err := fileid.GetAttr(p, ownerAttr, b[:]); err == nil && n == len(b) {
+		o.st.Uid, o.st.Gid = binary.BigEndian.Uint32(b[:4]), binary.BigEndian.Uint32(b[4:])
 	}
-	o := &ownedInfo{FileInfo: fi, st: *st}
-	o.st.Uid, o.st.Gid = binary.BigEndian.Uint32(b[:4]), binary.BigEndian.Uint32(b[4:])
 	return o
 }
 
