@@ -26,15 +26,21 @@ import (
 // It also carries liveness: a part that stopped for good (the NFS listener
 // failed) calls Fail, and /healthz answers 503 from then on, so that the
 // kubelet restarts the pod instead of leaving a server that accepts no one.
+//
+// A warning is a problem that does not stop nasd from serving clients (the
+// sync halted on a root in doubt): /readyz keeps answering 200 and names it,
+// because failing readiness would take the pod out of the Service and hang
+// every client of an export that still works; /syncz answers 503 with it.
 type Readiness struct {
-	mu      sync.Mutex
-	pending map[string]bool // name -> ready
-	failed  map[string]string
+	mu       sync.Mutex
+	pending  map[string]bool // name -> ready
+	failed   map[string]string
+	warnings map[string]string
 }
 
 // NewReadiness returns a Readiness waiting for the named conditions.
 func NewReadiness(names ...string) *Readiness {
-	r := &Readiness{pending: map[string]bool{}, failed: map[string]string{}}
+	r := &Readiness{pending: map[string]bool{}, failed: map[string]string{}, warnings: map[string]string{}}
 	for _, n := range names {
 		r.pending[n] = false
 	}
@@ -55,12 +61,27 @@ func (r *Readiness) Set(name string, ready bool) {
 	r.pending[name] = ready
 }
 
-// Remove drops a condition (a worker's condition named after its reason,
-// once the reason is gone).
-func (r *Readiness) Remove(name string) {
+// Warn sets (msg != "") or clears (msg == "") the warning of part name.
+func (r *Readiness) Warn(name, msg string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	delete(r.pending, name)
+	if msg == "" {
+		delete(r.warnings, name)
+		return
+	}
+	r.warnings[name] = msg
+}
+
+// Warnings lists the current warnings, sorted.
+func (r *Readiness) Warnings() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for n, m := range r.warnings {
+		out = append(out, n+": "+m)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // Fail marks the part name as stopped for good: /healthz and /readyz fail.
@@ -104,7 +125,7 @@ func NewRegistry() *prometheus.Registry {
 	return reg
 }
 
-// Handler serves /healthz, /readyz and /metrics.
+// Handler serves /healthz, /readyz, /syncz and /metrics.
 func Handler(ready *Readiness, gatherer prometheus.Gatherer) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -123,6 +144,17 @@ func Handler(ready *Readiness, gatherer prometheus.Gatherer) http.Handler {
 			return
 		}
 		io.WriteString(w, "ready\n")
+		for _, warning := range ready.Warnings() {
+			fmt.Fprintf(w, "warning: %s\n", warning)
+		}
+	})
+	mux.HandleFunc("/syncz", func(w http.ResponseWriter, _ *http.Request) {
+		if warnings := ready.Warnings(); len(warnings) > 0 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintf(w, "%s\n", strings.Join(warnings, "\n"))
+			return
+		}
+		io.WriteString(w, "ok\n")
 	})
 	mux.Handle("/metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
 	return mux

@@ -76,15 +76,34 @@ func TestNewLogger(t *testing.T) {
 	}
 }
 
-func TestReadinessRemove(t *testing.T) {
+// TestWarningsKeepReady: a warning (the sync halted) is named on /readyz,
+// which stays 200 so the pod stays in the Service, and fails /syncz.
+func TestWarningsKeepReady(t *testing.T) {
 	r := NewReadiness("nfs")
 	r.Set("nfs", true)
-	r.Add("sync halted: windows root emptied")
-	if ok, waiting := r.Ready(); ok || len(waiting) != 1 || waiting[0] != "sync halted: windows root emptied" {
-		t.Fatalf("ready=%v waiting=%v", ok, waiting)
+	srv := httptest.NewServer(Handler(r, NewRegistry()))
+	defer srv.Close()
+	get := func(path string) (int, string) {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
 	}
-	r.Remove("sync halted: windows root emptied")
-	if ok, waiting := r.Ready(); !ok {
-		t.Fatalf("still waiting for %v", waiting)
+	if code, body := get("/syncz"); code != 200 {
+		t.Fatalf("/syncz without warnings: %d %q", code, body)
+	}
+	r.Warn("sync", "halted: windows root emptied")
+	if code, body := get("/readyz"); code != 200 || !strings.Contains(body, "warning: sync: halted: windows root emptied") {
+		t.Fatalf("/readyz with a warning: %d %q", code, body)
+	}
+	if code, body := get("/syncz"); code != 503 || !strings.Contains(body, "sync: halted: windows root emptied") {
+		t.Fatalf("/syncz with a warning: %d %q", code, body)
+	}
+	r.Warn("sync", "")
+	if code, body := get("/syncz"); code != 200 || len(r.Warnings()) != 0 {
+		t.Fatalf("/syncz after the warning cleared: %d %q", code, body)
 	}
 }

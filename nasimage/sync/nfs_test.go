@@ -380,8 +380,9 @@ func TestQuietPeriodWaitsForWrites(t *testing.T) {
 	}
 }
 
-// TestNasdReadyzReportsHaltedSync: the real nasd fails /readyz with the
-// reason while the Windows root is in doubt, and recovers when it is back.
+// TestNasdReadyzReportsHaltedSync: the real nasd names the halt on /readyz
+// (still 200: the export keeps serving) and fails /syncz with the reason
+// while the Windows root is in doubt, and recovers when it is back.
 func TestNasdReadyzReportsHaltedSync(t *testing.T) {
 	base := t.TempDir()
 	win, export, state := filepath.Join(base, "windows"), filepath.Join(base, "export"), filepath.Join(base, "state")
@@ -390,18 +391,26 @@ func TestNasdReadyzReportsHaltedSync(t *testing.T) {
 	}
 	write(t, win, "input.csv", "a,b\n")
 	p := startNasd(t, export, state, win, "--role", "input", "--rescan-interval", "50ms")
-	readyz := func(wantCode int, wantText string) func() error {
+	endpoint := func(path string, wantCode int, wantText string) func() error {
 		return func() error {
-			resp, err := http.Get("http://" + p.http + "/readyz")
+			resp, err := http.Get("http://" + p.http + path)
 			if err != nil {
 				return err
 			}
 			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode != wantCode || !strings.Contains(string(body), wantText) {
-				return fmt.Errorf("/readyz %d %q", resp.StatusCode, body)
+				return fmt.Errorf("%s %d %q", path, resp.StatusCode, body)
 			}
 			return nil
+		}
+	}
+	readyz := func(wantCode int, wantText string) func() error {
+		return func() error {
+			if err := endpoint("/readyz", 200, wantText)(); err != nil {
+				return err
+			}
+			return endpoint("/syncz", wantCode, "")()
 		}
 	}
 	eventually(t, "ready", readyz(200, "ready"))
@@ -411,13 +420,13 @@ func TestNasdReadyzReportsHaltedSync(t *testing.T) {
 	}
 	os.Remove(filepath.Join(win, scan.MarkerName))
 	os.Remove(filepath.Join(win, "input.csv"))
-	eventually(t, "/readyz reports the halt", readyz(503, "sync halted: windows root in doubt: marker .nasd-sync-root missing"))
+	eventually(t, "/readyz reports the halt", readyz(503, "warning: sync: halted: windows root in doubt: marker .nasd-sync-root missing"))
 	if _, err := os.Stat(filepath.Join(export, "input.csv")); err != nil {
 		t.Fatalf("deleted on the export while halted: %v", err)
 	}
 	// The marker back, the root is found empty: still no deletion.
 	os.WriteFile(filepath.Join(win, scan.MarkerName), marker, 0o644)
-	eventually(t, "/readyz reports the emptied root", readyz(503, "sync halted: windows root emptied"))
+	eventually(t, "/readyz reports the emptied root", readyz(503, "warning: sync: halted: windows root emptied"))
 	if _, err := os.Stat(filepath.Join(export, "input.csv")); err != nil {
 		t.Fatalf("deleted on the export while held: %v", err)
 	}

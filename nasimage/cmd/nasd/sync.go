@@ -66,21 +66,16 @@ func init() {
 			if err != nil {
 				return nil, err
 			}
-			// A halted sync (a root in doubt or emptied) fails /readyz with
-			// the reason: "waiting for: sync halted: windows root ...".
-			halted := ""
+			// A halted sync (a root in doubt or emptied) is a warning: named
+			// on /readyz and /syncz, while NFS clients keep being served.
 			health := func(problem string) {
 				if env.Ready == nil {
 					return
 				}
-				if halted != "" {
-					env.Ready.Remove(halted)
-				}
-				halted = ""
 				if problem != "" {
-					halted = "sync halted: " + problem
-					env.Ready.Add(halted)
+					problem = "halted: " + problem
 				}
+				env.Ready.Warn("sync", problem)
 			}
 			return nassync.New(nassync.Config{
 				WindowsDir:         f.windowsDir,
