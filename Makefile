@@ -105,8 +105,9 @@ bench-sync:
 ## every PV as rendered, a minikube-mount-style 9p share, nasd pods and knfsd (tests/kernellab)
 LAB_PACKAGES := user-mode-linux kmod iproute2 iptables nfs-common nfs-kernel-server diod e2fsprogs util-linux git sqlite3 gcc libc6-dev
 LAB_RUN ?=
+LAB_SKIP ?=
 lab: lab-deps
-	cd tests/kernellab && LAB_RUN='$(LAB_RUN)' $(GO) test -tags kernellab -count=1 -timeout 60m -v -run '^TestKernelLab$$' .
+	cd tests/kernellab && LAB_RUN='$(LAB_RUN)' LAB_SKIP='$(LAB_SKIP)' $(GO) test -tags kernellab -count=1 -timeout 60m -v -run '^TestKernelLab$$' .
 
 ## lab-bench: the lab's latency benchmarks through the kernel client (Windows <-> app)
 lab-bench: lab-deps

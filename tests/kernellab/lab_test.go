@@ -14,8 +14,8 @@ import (
 )
 
 // TestKernelLab builds nasd and the scenario tests, boots the guest once and
-// runs every scenario in it (LAB_RUN narrows them, as -run does; LAB_BENCH
-// adds benchmarks, as -bench does).
+// runs every scenario in it (LAB_RUN narrows them, as -run does, LAB_SKIP
+// leaves some out, as -skip does; LAB_BENCH adds benchmarks, as -bench does).
 func TestKernelLab(t *testing.T) {
 	project, err := filepath.Abs("../..")
 	require.NoError(t, err)
@@ -34,6 +34,10 @@ func TestKernelLab(t *testing.T) {
 	args := []string{scenarios, "-test.v", "-test.timeout=40m"}
 	if run := os.Getenv("LAB_RUN"); run != "" {
 		args = append(args, "-test.run="+run)
+	}
+	if skip := os.Getenv("LAB_SKIP"); skip != "" {
+		args = append(args, "-test.skip="+skip)
+		t.Logf("LAB_SKIP: the scenarios matching %q are not run", skip)
 	}
 	if bench := os.Getenv("LAB_BENCH"); bench != "" {
 		args = append(args, "-test.bench="+bench, "-test.benchtime="+envOr("LAB_BENCHTIME", "50x"))
