@@ -22,6 +22,10 @@
 //     An unchanged Windows tree re-copied into a new, empty export (a new
 //     pod) so gets the same IDs, while a file deleted and recreated with
 //     other content gets another one.
+//   - a file the sync engine copies into a new pod's export whose ID the
+//     output sync's journal on the Windows side kept (same path, size and
+//     mtime): that ID (Set), so files created over NFS keep their handles
+//     across a pod replacement;
 //   - a file the sync engine replaces with a new version (temp file, then
 //     rename over it): Carry gives the replacement the old file's ID, as a
 //     NAS edited in place.
@@ -93,13 +97,41 @@ func Derived(rel string, fi os.FileInfo, target string) ID {
 	case fi.Mode()&os.ModeSymlink != 0:
 		return derive("symlink", rel, target)
 	case fi.IsDir():
-		return derive("dir", rel)
+		return DerivedDir(rel)
 	default:
-		var v [16]byte
-		binary.BigEndian.PutUint64(v[:8], uint64(fi.Size()))
-		binary.BigEndian.PutUint64(v[8:], uint64(fi.ModTime().UnixNano()))
-		return derive("file", rel, string(v[:]))
+		return DerivedFile(rel, fi.Size(), fi.ModTime().UnixNano())
 	}
+}
+
+// DerivedDir is the ID Derived gives the directory rel.
+func DerivedDir(rel string) ID {
+	if rel == "" {
+		return Root
+	}
+	return derive("dir", rel)
+}
+
+// DerivedFile is the ID Derived gives the regular file rel of size bytes
+// modified at mtime (Unix ns).
+func DerivedFile(rel string, size, mtime int64) ID {
+	var v [16]byte
+	binary.BigEndian.PutUint64(v[:8], uint64(size))
+	binary.BigEndian.PutUint64(v[8:], uint64(mtime))
+	return derive("file", rel, string(v[:]))
+}
+
+// Set gives the file or directory at path (a host path) the ID id: the
+// sync engine's copy of a file whose identity the Windows side's journal
+// kept (see package sync).
+func Set(path string, id ID) error {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return err
+	}
+	if fi.Mode()&os.ModeSymlink != 0 {
+		return nil
+	}
+	return set(path, fi, id)
 }
 
 // Get returns the ID of rel (slash-separated) inside root, giving it one

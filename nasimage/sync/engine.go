@@ -137,6 +137,13 @@ type Engine struct {
 	// settledRounds counts rounds that found both sides unchanged without
 	// building trees.
 	settledRounds int
+	// idsDirty: identities may have changed since the identity journal
+	// was last written (idjournal.go), at journalWritten.
+	idsDirty       bool
+	journalWritten time.Time
+	// startIDs: the journal a new export started from, for the paths not
+	// copied in yet (apply.Applier.Keep uses it).
+	startIDs map[string]journalEntry
 }
 
 type retry struct {
@@ -192,6 +199,7 @@ func New(cfg Config) (*Engine, error) {
 		acceptEmpty: map[reconcile.Side]bool{},
 		stab:        map[reconcile.Side]*stability{reconcile.Windows: {}, reconcile.NFS: {}},
 		dirty:       map[string]reconcile.SideSet{},
+		idsDirty:    true,
 	}
 	// The watchers learn of the engine's own renames into place.
 	e.ap.Installing = func(to reconcile.Side, rel string) {
@@ -352,6 +360,9 @@ func (e *Engine) flush() error {
 	}
 	if serr := e.save(true); err == nil {
 		err = serr
+	}
+	if jerr := e.writeJournal(true); err == nil {
+		err = jerr
 	}
 	if err != nil {
 		return fmt.Errorf("sync: flush: %w", err)

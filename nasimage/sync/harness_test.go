@@ -177,8 +177,8 @@ func tree(root string) string {
 		}
 		rel, _ := filepath.Rel(root, p)
 		rel = filepath.ToSlash(rel)
-		if rel == scan.MarkerName {
-			return nil // the engine's root marker
+		if rel == scan.MarkerName || rel == scan.JournalName {
+			return nil // the engine's root marker, the identity journal
 		}
 		switch {
 		case d.IsDir():

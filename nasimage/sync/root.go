@@ -234,6 +234,17 @@ func (e *Engine) open() error {
 		}
 	}
 	if len(anc) == 0 {
+		if nfsID == "" && merr == nil && e.cfg.Role == reconcile.Output {
+			// A new export (a new pod): files copied in from Windows get
+			// the identities the journal kept (idjournal.go).
+			switch j, err := loadJournal(e.cfg.WindowsDir); {
+			case err != nil:
+				e.log.Warn("identity journal unreadable; files created over NFS get new handles", "err", err)
+			case len(j) > 0:
+				e.startIDs, e.ap.Keep = j, journalKeep(j)
+				e.log.Info("new export: keeping identities from the journal", "paths", len(j))
+			}
+		}
 		// A new pair of roots: the export gets a new identity.
 		nfsID = newID()
 		if err := writeMarker(e.cfg.NFSDir, nfsID); err != nil {

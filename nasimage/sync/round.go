@@ -207,6 +207,7 @@ func (e *Engine) round(ctx context.Context, first, quiet bool) (roundResult, err
 	}
 	if len(plan.Actions) > 0 {
 		e.winWalk, e.nfsWalk = nil, nil // they hold the ancestor's entries
+		e.idsDirty = true
 	}
 
 	for _, a := range plan.Actions {
@@ -316,6 +317,9 @@ func (e *Engine) round(ctx context.Context, first, quiet bool) (roundResult, err
 		return res, err
 	}
 	e.markSynced(ctx, failedTo)
+	if res.planned == 0 && ctx.Err() == nil {
+		e.journalRound()
+	}
 	if res.planned > 0 {
 		e.log.Debug("sync round", "planned", res.planned, "failed", res.failed)
 	}
@@ -379,6 +383,16 @@ func (e *Engine) settledRound(ctx context.Context) {
 	e.m.pending.Set(0)
 	e.blocked = nil
 	e.markSynced(ctx, nil)
+	e.journalRound()
+}
+
+// journalRound writes the identity journal after a round that found
+// nothing to do.
+func (e *Engine) journalRound() {
+	if err := e.writeJournal(false); err != nil {
+		e.log.Warn("writing the identity journal", "err", err)
+		e.m.errors.WithLabelValues("save").Inc()
+	}
 }
 
 // markSynced records that a completed round left every direction in sync

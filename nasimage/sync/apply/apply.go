@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/nas-topology/nas-topology/nasimage/fileid"
 	"github.com/nas-topology/nas-topology/nasimage/sync/reconcile"
 	"github.com/nas-topology/nas-topology/nasimage/sync/scan"
 )
@@ -35,6 +36,23 @@ type Applier struct {
 	// Installing, if set, is told right before a copy is renamed into place
 	// at rel on side to (the engine's watcher then knows the event is ours).
 	Installing func(to reconcile.Side, rel string)
+	// Keep, if set, returns the identity a file or directory copied to an
+	// export where it is absent must have instead of the derived one (the
+	// engine's identity journal, for a new pod's export), given the
+	// Windows entry copied.
+	Keep func(rel string, src reconcile.Entry) (fileid.ID, bool)
+}
+
+// keep gives the new NFS copy at host path p of a the identity Keep
+// returns, if any.
+func (ap *Applier) keep(a reconcile.Action, p string) error {
+	if ap.Keep == nil || a.To != reconcile.NFS || a.Dest.Kind != reconcile.Absent {
+		return nil
+	}
+	if id, ok := ap.Keep(a.Path, a.Source); ok {
+		return fileid.Set(p, id)
+	}
+	return nil
 }
 
 // Outcome is what an applied action left behind.
@@ -201,6 +219,8 @@ func (ap *Applier) mkdir(a reconcile.Action) (Outcome, error) {
 		if fi, serr := os.Lstat(dst); serr != nil || !fi.IsDir() {
 			return Outcome{}, err
 		}
+	} else if err := ap.keep(a, dst); err != nil {
+		return Outcome{}, err
 	}
 	p, err := ap.pair(a)
 	return Outcome{Pair: p}, err

@@ -189,6 +189,9 @@ func (ap *Applier) install(a reconcile.Action, tmp string) (reconcile.Entry, err
 			return got, err
 		}
 	}
+	if err := ap.keep(a, tmp); err != nil {
+		return got, err
+	}
 	if ap.Installing != nil {
 		ap.Installing(a.To, a.Path)
 	}

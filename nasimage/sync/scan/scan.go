@@ -25,15 +25,18 @@ const (
 // MarkerName is the file the engine keeps in each side's root to know the
 // root is still the one its ancestor describes; ResumeName is the file an
 // operator creates in a root to let a halted sync go on. Neither is synced.
+// JournalName is the output sync's identity journal at the Windows root
+// (see package sync); not synced either.
 const (
-	MarkerName = ".nasd-sync-root"
-	ResumeName = ".nasd-sync-resume"
+	MarkerName  = ".nasd-sync-root"
+	ResumeName  = ".nasd-sync-resume"
+	JournalName = ".nasd-ids"
 )
 
 // DefaultExcludes are never synced: Windows Explorer and Office droppings and
 // our own files (temp files are left out of scans separately).
 var DefaultExcludes = []string{"Thumbs.db", "desktop.ini", "~$*", ".~lock.*#", "$RECYCLE.BIN", "System Volume Information",
-	MarkerName, ResumeName}
+	MarkerName, ResumeName, JournalName}
 
 // Excludes matches paths not to sync. A pattern without '/' matches a name at
 // any depth; one with '/' matches the whole relative path. Matching ignores

@@ -1,0 +1,191 @@
+package sync
+
+import (
+	"bytes"
+	"encoding/binary"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/nas-topology/nas-topology/nasimage/internal/nfstest"
+	"github.com/nas-topology/nas-topology/nasimage/sync/reconcile"
+	"github.com/nas-topology/nas-topology/nasimage/sync/scan"
+)
+
+type X = nfstest.XDR
+
+func nfsCall(t *testing.T, c *nfstest.Raw, proc uint32, args []byte) nfstest.Reply {
+	t.Helper()
+	rep, err := c.Call(100003, 3, proc, args)
+	if err != nil || rep.AcceptStat != 0 || len(rep.Words) == 0 {
+		t.Fatalf("NFS proc %d: %+v %v", proc, rep, err)
+	}
+	return rep
+}
+
+// made returns the handle a CREATE (8) or MKDIR (9) reply carries.
+func made(t *testing.T, rep nfstest.Reply) []byte {
+	t.Helper()
+	if rep.Words[0] != 0 || rep.Words[1] != 1 {
+		t.Fatalf("create: %v", rep.Words[:2])
+	}
+	return append([]byte(nil), rep.Body[12:12+rep.Words[2]]...)
+}
+
+func nfsCreate(t *testing.T, c *nfstest.Raw, dir []byte, name string) []byte {
+	return made(t, nfsCall(t, c, 8, X{}.Opaque(dir).String(name).U32(0).U32(0, 0, 0, 0, 0, 0)))
+}
+
+func nfsMkdir(t *testing.T, c *nfstest.Raw, dir []byte, name string) []byte {
+	return made(t, nfsCall(t, c, 9, X{}.Opaque(dir).String(name).U32(0, 0, 0, 0, 0, 0)))
+}
+
+// nfsWriteAt does a FILE_SYNC WRITE and returns the status.
+func nfsWriteAt(t *testing.T, c *nfstest.Raw, fh []byte, off uint64, data string) uint32 {
+	return nfsCall(t, c, 7, X{}.Opaque(fh).U64(off).U32(uint32(len(data)), 2).Opaque([]byte(data))).Words[0]
+}
+
+func nfsReadAll(t *testing.T, c *nfstest.Raw, fh []byte) (uint32, string) {
+	rep := nfsCall(t, c, 6, X{}.Opaque(fh).U64(0).U32(1<<16))
+	if rep.Words[0] != 0 {
+		return rep.Words[0], ""
+	}
+	// status, post-op attrs (1 + 21 words), count, eof, data
+	n := binary.BigEndian.Uint32(rep.Body[4+4+84+8:])
+	return 0, string(rep.Body[4+4+84+12 : 4+4+84+12+n])
+}
+
+// nfsFileid returns GETATTR's status and fileid.
+func nfsFileid(t *testing.T, c *nfstest.Raw, fh []byte) (uint32, uint64) {
+	rep := nfsCall(t, c, 1, X{}.Opaque(fh))
+	if rep.Words[0] != 0 {
+		return rep.Words[0], 0
+	}
+	return 0, binary.BigEndian.Uint64(rep.Body[4+5*4+3*8+8:])
+}
+
+func settle(h *harness) {
+	for range 4 {
+		h.eng.journalWritten = time.Time{} // no journalSpacing here
+		h.round()
+	}
+}
+
+// TestJournalKeepsNFSIdentitiesAcrossPodReplacement: files and directories
+// created over NFS on an output server, synced to Windows, keep their
+// handles and fileids in a new pod (a new empty export, a new state dir,
+// the same Windows directory and handle key): an application's open file
+// goes on reading and appending. A file changed on Windows meanwhile, or
+// deleted and created again there, is another file: STALE.
+func TestJournalKeepsNFSIdentitiesAcrossPodReplacement(t *testing.T) {
+	key := bytes.Repeat([]byte{9}, 32)
+	cfg := testConfig(t, reconcile.Output)
+	h := newHarness(t, cfg)
+	write(t, h.win, "in/a.csv", "from windows")
+	settle(h)
+
+	srv := nfstest.Start(t, nfstest.Options{Dir: h.nfs, Key: key})
+	c := nfstest.DialRaw(t, srv.Addr, "")
+	root := c.Mnt(t, "/")
+	_, in := c.Lookup(t, root, "in")
+	_, a := c.Lookup(t, in, "a.csv")
+	logf := nfsCreate(t, c, root, "log.txt")
+	run := nfsMkdir(t, c, root, "run")
+	res := nfsCreate(t, c, run, "result.txt")
+	edited := nfsCreate(t, c, root, "edited.txt")
+	again := nfsCreate(t, c, root, "again.txt")
+	short := nfsCreate(t, c, root, "short-lived.txt")
+	for fh, data := range map[*[]byte]string{&logf: "line 1\n", &res: "42", &edited: "v1", &again: "v1", &short: "x"} {
+		if st := nfsWriteAt(t, c, *fh, 0, data); st != 0 {
+			t.Fatalf("WRITE: %d", st)
+		}
+	}
+	past := time.Now().Add(-time.Minute) // not racy: the sync trusts the mtimes
+	for _, p := range []string{"log.txt", "run/result.txt", "edited.txt", "again.txt", "short-lived.txt"} {
+		os.Chtimes(filepath.Join(h.nfs, p), past, past)
+	}
+	settle(h)
+	if st := nfsCall(t, c, 12, X{}.Opaque(root).String("short-lived.txt")).Words[0]; st != 0 {
+		t.Fatalf("REMOVE: %d", st)
+	}
+	settle(h)
+	fileids := map[string]uint64{}
+	handles := map[string][]byte{"root": root, "in": in, "a": a, "log": logf, "run": run, "result": res, "edited": edited, "again": again}
+	for name, fh := range handles {
+		st, id := nfsFileid(t, c, fh)
+		if st != 0 {
+			t.Fatalf("%s: GETATTR %d", name, st)
+		}
+		fileids[name] = id
+	}
+	journalOnlyExisting(t, h)
+	if err := h.eng.flush(); err != nil { // SIGTERM
+		t.Fatal(err)
+	}
+	srv.Stop()
+
+	// Meanwhile on Windows: edited.txt edited, again.txt deleted and made
+	// again (same size, another mtime).
+	write(t, h.win, "edited.txt", "v2, edited on Windows")
+	os.Remove(filepath.Join(h.win, "again.txt"))
+	write(t, h.win, "again.txt", "v1")
+	later := time.Now().Add(-30 * time.Second)
+	os.Chtimes(filepath.Join(h.win, "again.txt"), later, later)
+
+	// The new pod.
+	cfg2 := cfg
+	base := t.TempDir()
+	cfg2.NFSDir, cfg2.StateDir = filepath.Join(base, "export"), filepath.Join(base, "state")
+	os.MkdirAll(cfg2.NFSDir, 0o755)
+	h2 := newHarness(t, cfg2)
+	settle(h2)
+	srv = nfstest.Start(t, nfstest.Options{Dir: h2.nfs, Key: key})
+	c = nfstest.DialRaw(t, srv.Addr, "")
+	for _, name := range []string{"root", "in", "a", "log", "run", "result"} {
+		st, id := nfsFileid(t, c, handles[name])
+		if st != 0 || id != fileids[name] {
+			t.Errorf("%s in the new pod: GETATTR %d, fileid %#x, want OK, %#x", name, st, id, fileids[name])
+		}
+	}
+	if st, data := nfsReadAll(t, c, res); st != 0 || data != "42" {
+		t.Errorf("run/result.txt in the new pod: READ %d %q", st, data)
+	}
+	if st := nfsWriteAt(t, c, logf, 7, "line 2\n"); st != 0 {
+		t.Errorf("appending to log.txt in the new pod: WRITE %d", st)
+	}
+	if st, data := nfsReadAll(t, c, logf); st != 0 || data != "line 1\nline 2\n" {
+		t.Errorf("log.txt in the new pod: READ %d %q", st, data)
+	}
+	for _, name := range []string{"edited", "again"} {
+		if st, _ := nfsFileid(t, c, handles[name]); st != 70 {
+			t.Errorf("%s (changed on Windows) in the new pod: GETATTR %d, want STALE", name, st)
+		}
+	}
+	settle(h2)
+	journalOnlyExisting(t, h2)
+	j, _ := loadJournal(h2.win)
+	if _, ok := j["log.txt"]; !ok {
+		t.Errorf("the new pod's journal lost log.txt: %v", j)
+	}
+}
+
+// journalOnlyExisting checks that the journal is there and names only
+// paths present on both sides.
+func journalOnlyExisting(t *testing.T, h *harness) {
+	t.Helper()
+	j, err := loadJournal(h.win)
+	if err != nil || len(j) == 0 {
+		t.Fatalf("journal: %v %v", j, err)
+	}
+	for p := range j {
+		for _, root := range []string{h.win, h.nfs} {
+			if _, err := os.Lstat(filepath.Join(root, p)); err != nil {
+				t.Errorf("journal names %s: %v", p, err)
+			}
+		}
+	}
+	if _, err := os.Lstat(filepath.Join(h.nfs, scan.JournalName)); err == nil {
+		t.Error("the journal was copied to the export")
+	}
+}
