@@ -33,8 +33,8 @@ type Guest struct {
 	Dir      string            // host directory for the init script, images and results; must not be under /tmp (the guest mounts its own /tmp)
 	Command  []string          // what the guest runs as its workload, with absolute paths
 	Env      map[string]string // extra environment of Command
-	MemoryMB int               // guest memory (default 2048)
-	DiskMB   int               // size of the ext4 image the guest gets as /dev/ubdb (default 2048; 0 after defaults means none)
+	MemoryMB int               // guest memory (default 3072)
+	DiskMB   int               // size of the ext4 image the guest gets as /dev/ubdb (default 6144)
 	Console  io.Writer         // guest console (kernel and workload output), streamed
 	Timeout  time.Duration     // whole boot, default 30 minutes
 }
@@ -49,10 +49,10 @@ type Result struct {
 // Boot runs the guest to completion.
 func Boot(g Guest) (*Result, error) {
 	if g.MemoryMB == 0 {
-		g.MemoryMB = 2048
+		g.MemoryMB = 3072
 	}
 	if g.DiskMB == 0 {
-		g.DiskMB = 2048
+		g.DiskMB = 6144 // sparse: only what the guest writes takes space
 	}
 	if g.Timeout == 0 {
 		g.Timeout = 30 * time.Minute

@@ -97,6 +97,9 @@ func workdir(t *testing.T, tg target) string {
 	t.Helper()
 	dir := filepath.Join(tg.dir, "lab-"+strings.NewReplacer("/", "-", " ", "_").Replace(t.Name()))
 	sh(t, tg.dir, "rm -rf "+quote(dir)+" && mkdir -p "+quote(dir))
+	// The node's disk and the Windows share (tmpfs) are small: a scenario
+	// leaves nothing behind.
+	t.Cleanup(func() { shErr(tg.dir, "chmod -R u+w "+quote(dir)+"; rm -rf "+quote(dir)) })
 	return dir
 }
 
