@@ -189,3 +189,53 @@ func journalOnlyExisting(t *testing.T, h *harness) {
 		t.Error("the journal was copied to the export")
 	}
 }
+
+// TestNasdPodReplacementKeepsAppendingWriter runs the real nasd binary:
+// an application creates a file over NFS on an output server and appends
+// to it with FILE_SYNC writes; the pod is replaced (SIGTERM, then a new
+// nasd on a new empty export and state dir, the same Windows directory
+// and handle key). The application's handle goes on working (same
+// fileid, root's too), and every write it made reaches Windows.
+func TestNasdPodReplacementKeepsAppendingWriter(t *testing.T) {
+	base := t.TempDir()
+	win := filepath.Join(base, "windows")
+	keyFile := filepath.Join(base, "handle.key")
+	os.MkdirAll(win, 0o755)
+	os.WriteFile(keyFile, bytes.Repeat([]byte("k"), 32), 0o600)
+	pod := func(n string) *nasdProc {
+		export, state := filepath.Join(base, n, "export"), filepath.Join(base, n, "state")
+		os.MkdirAll(export, 0o755)
+		os.MkdirAll(state, 0o755)
+		return startNasd(t, export, state, win, "--role", "output", "--handle-key-file", keyFile)
+	}
+	p := pod("pod1")
+	c := nfstest.DialRaw(t, p.nfs, "")
+	root := c.Mnt(t, "/")
+	dir := nfsMkdir(t, c, root, "job")
+	logf := nfsCreate(t, c, dir, "log.txt")
+	if st := nfsWriteAt(t, c, logf, 0, "line 1\n"); st != 0 {
+		t.Fatalf("WRITE: %d", st)
+	}
+	_, rootID := nfsFileid(t, c, root)
+	_, logID := nfsFileid(t, c, logf)
+	p.stop(t)
+
+	p = pod("pod2")
+	c = nfstest.DialRaw(t, p.nfs, "")
+	if st, id := nfsFileid(t, c, root); st != 0 || id != rootID {
+		t.Errorf("root in the new pod: GETATTR %d, fileid %#x, want %#x", st, id, rootID)
+	}
+	if st, _ := nfsFileid(t, c, dir); st != 0 {
+		t.Errorf("job/ (made over NFS) in the new pod: GETATTR %d", st)
+	}
+	if st, id := nfsFileid(t, c, logf); st != 0 || id != logID {
+		t.Errorf("log.txt in the new pod: GETATTR %d, fileid %#x, want %#x", st, id, logID)
+	}
+	if st := nfsWriteAt(t, c, logf, 7, "line 2\n"); st != 0 {
+		t.Errorf("appending in the new pod: WRITE %d", st)
+	}
+	p.stop(t)
+	if b, _ := os.ReadFile(filepath.Join(win, "job", "log.txt")); string(b) != "line 1\nline 2\n" {
+		t.Errorf("on Windows: %q", b)
+	}
+}
