@@ -106,10 +106,22 @@ func TestJournalKeepsNFSIdentitiesAcrossPodReplacement(t *testing.T) {
 		os.Chtimes(filepath.Join(h.nfs, p), past, past)
 	}
 	settle(h)
+	// A file that came from Windows, renamed over NFS: it keeps its
+	// identity, which is no longer the one its new path derives.
+	if st := nfsCall(t, c, 14, X{}.Opaque(in).String("a.csv").Opaque(root).String("a-moved.csv")).Words[0]; st != 0 {
+		t.Fatalf("RENAME: %d", st)
+	}
+	settle(h)
+	if j, _ := loadJournal(h.win); j["short-lived.txt"].ID == "" || j["a-moved.csv"].ID == "" || j["run"].ID == "" {
+		t.Errorf("journal before the removal: %v", j)
+	}
 	if st := nfsCall(t, c, 12, X{}.Opaque(root).String("short-lived.txt")).Words[0]; st != 0 {
 		t.Fatalf("REMOVE: %d", st)
 	}
 	settle(h)
+	if j, _ := loadJournal(h.win); j["short-lived.txt"].ID != "" {
+		t.Error("the journal keeps a file removed over NFS")
+	}
 	fileids := map[string]uint64{}
 	handles := map[string][]byte{"root": root, "in": in, "a": a, "log": logf, "run": run, "result": res, "edited": edited, "again": again}
 	for name, fh := range handles {
@@ -147,6 +159,9 @@ func TestJournalKeepsNFSIdentitiesAcrossPodReplacement(t *testing.T) {
 		if st != 0 || id != fileids[name] {
 			t.Errorf("%s in the new pod: GETATTR %d, fileid %#x, want OK, %#x", name, st, id, fileids[name])
 		}
+	}
+	if st, data := nfsReadAll(t, c, a); st != 0 || data != "from windows" {
+		t.Errorf("a.csv, renamed over NFS, in the new pod: READ %d %q", st, data)
 	}
 	if st, data := nfsReadAll(t, c, res); st != 0 || data != "42" {
 		t.Errorf("run/result.txt in the new pod: READ %d %q", st, data)
