@@ -2,11 +2,16 @@
 // confined billy filesystem, export options in /etc/exports terms, and file
 // handles that survive restarts and cannot be forged.
 //
-// A file handle is fsid + a 16-byte identity derived from the file's path +
-// a MAC keyed by a secret kept in the state directory (HandleCodec). The
-// identity is mapped back to the path with an in-memory index (O(1)); after
-// a restart the index is empty and is rebuilt by walking the export on the
-// first miss, so handles clients hold keep working. Because the identity is
-// the path, renaming a file (or a directory above it) changes its handle:
-// clients re-look it up on NFS3ERR_STALE, as with any path-based server.
+// A file handle is fsid + the file's 16-byte identity (package fileid: it
+// follows the file through renames, not its path) + a MAC keyed by the
+// handle secret (HandleCodec). The identity is mapped back to a path with
+// an in-memory index (O(1)); after a restart the index is empty and is
+// rebuilt by walking the export on the first miss, so handles clients hold
+// keep working.
+//
+// The NFS fileid attribute (GETATTR, READDIR(PLUS) entries, post-op and
+// wcc attributes) is the identity's fileid.ID.Number, not the inode
+// number: go-nfs takes it from FileInfo.Sys(), which exportFS's Lstat,
+// Stat and ReadDir fill (attrs). A new pod's export has other inodes, and
+// the Linux client rejects a handle whose fileid changed.
 package nfsfs
