@@ -156,6 +156,9 @@ func (e *Engine) writeJournal(force bool) error {
 	if e.cfg.Role != reconcile.Output || !e.idsDirty || !force && time.Since(e.journalWritten) < journalSpacing {
 		return nil
 	}
+	if e.win.lost != "" || e.nfs.lost != "" {
+		return nil // a root in doubt: not the directory to write to
+	}
 	j := journalFile{Version: journalVersion, IDs: e.journal()}
 	dir := e.cfg.WindowsDir
 	if _, err := os.Lstat(filepath.Join(dir, scan.JournalName)); len(j.IDs) == 0 && errors.Is(err, fs.ErrNotExist) {
