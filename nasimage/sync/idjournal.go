@@ -54,8 +54,11 @@ type journalEntry struct {
 const journalVersion = 1
 
 // journalSpacing is the shortest time between two journal writes outside
-// the shutdown flush.
-const journalSpacing = 5 * time.Second
+// the shutdown flush (which a pod replacement runs: SIGTERM). The writes
+// in between only matter when a pod dies without it (a node lost); each
+// is a read of every synced path's identity and a rewrite of the file on
+// the Windows share.
+const journalSpacing = 30 * time.Second
 
 // loadJournal reads the journal of the Windows root dir (none: empty).
 func loadJournal(dir string) (map[string]journalEntry, error) {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nas-topology/nas-topology/nasimage/fileid"
 	"github.com/nas-topology/nas-topology/nasimage/internal/nfstest"
 	"github.com/nas-topology/nas-topology/nasimage/sync/reconcile"
 	"github.com/nas-topology/nas-topology/nasimage/sync/scan"
@@ -252,5 +253,26 @@ func TestNasdPodReplacementKeepsAppendingWriter(t *testing.T) {
 	p.stop(t)
 	if b, _ := os.ReadFile(filepath.Join(win, "job", "log.txt")); string(b) != "line 1\nline 2\n" {
 		t.Errorf("on Windows: %q", b)
+	}
+}
+
+// TestJournalOnlyOnOutput: input and backup servers keep no journal (they
+// copy nothing from NFS to Windows; files created over NFS there do not
+// outlive a pod replacement).
+func TestJournalOnlyOnOutput(t *testing.T) {
+	for _, role := range []reconcile.Role{reconcile.Input, reconcile.Backup} {
+		h := newHarness(t, testConfig(t, role))
+		write(t, h.win, "in/a.csv", "a")
+		write(t, h.nfs, "made-over-nfs.txt", "x")
+		if _, err := fileid.Assign(filepath.Join(h.nfs, "made-over-nfs.txt")); err != nil { // as a CREATE does
+			t.Fatal(err)
+		}
+		settle(h)
+		if err := h.eng.flush(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Lstat(filepath.Join(h.win, scan.JournalName)); err == nil {
+			t.Errorf("%v: wrote %s", role, scan.JournalName)
+		}
 	}
 }
