@@ -88,3 +88,34 @@ func mustGet(t *testing.T, root, rel string) ID {
 	}
 	return id
 }
+
+// TestNumberAndDerivedParts: the fileid attribute is the identity's first
+// 8 bytes, never 0; DerivedFile and DerivedDir are what Derived gives.
+func TestNumberAndDerivedParts(t *testing.T) {
+	if n := (ID{}).Number(); n != 1 {
+		t.Errorf("zero ID: Number %d, want 1", n)
+	}
+	if n := (ID{0, 0, 0, 0, 0, 0, 1, 2, 9}).Number(); n != 0x0102 {
+		t.Errorf("Number %#x", n)
+	}
+	root := t.TempDir()
+	p := filepath.Join(root, "f")
+	os.WriteFile(p, []byte("abc"), 0o644)
+	mt := time.Unix(1700000000, 42)
+	os.Chtimes(p, mt, mt)
+	fi, _ := os.Lstat(p)
+	if Derived("f", fi, "") != DerivedFile("f", 3, mt.UnixNano()) {
+		t.Error("DerivedFile differs from Derived")
+	}
+	di, _ := os.Lstat(root)
+	if Derived("d", di, "") != DerivedDir("d") || DerivedDir("") != Root {
+		t.Error("DerivedDir differs from Derived")
+	}
+	id := New()
+	if err := Set(p, id); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := Peek(root, "f"); err != nil || got != id {
+		t.Errorf("after Set: %x %v", got, err)
+	}
+}
