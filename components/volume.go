@@ -123,8 +123,11 @@ func (v Volume) ClaimArgs() *corev1.PersistentVolumeClaimArgs {
 // The PV is replaced with its PVC, too (the PV fields that mirror the
 // claim's): a bound PV keeps the old claim's uid in claimRef, so a new claim
 // of the same name next to the old PV would never bind (Released, Retain).
+// Only the claim's namespace and name count: the uid and resourceVersion
+// Kubernetes adds to a bound PV's claimRef are no change (adopting a
+// production PV would otherwise plan its replacement).
 var (
-	PVReplaceOnChanges  = []string{"spec.nfs", "spec.capacity", "spec.accessModes", "spec.storageClassName", "spec.volumeMode", "spec.claimRef"}
+	PVReplaceOnChanges  = []string{"spec.nfs", "spec.capacity", "spec.accessModes", "spec.storageClassName", "spec.volumeMode", "spec.claimRef.namespace", "spec.claimRef.name"}
 	PVCReplaceOnChanges = []string{"spec.accessModes", "spec.resources", "spec.storageClassName", "spec.volumeName", "spec.volumeMode"}
 )
 

@@ -39,7 +39,7 @@ func TestImmutableVolumeChangesReplace(t *testing.T) {
 	for _, stack := range []string{"dev", "ocp"} {
 		r := mustRun(t, stack, nil)
 		for name, pv := range r.ofType(typePV) {
-			assert.ElementsMatch(t, []string{"spec.nfs", "spec.capacity", "spec.accessModes", "spec.storageClassName", "spec.volumeMode", "spec.claimRef"},
+			assert.ElementsMatch(t, []string{"spec.nfs", "spec.capacity", "spec.accessModes", "spec.storageClassName", "spec.volumeMode", "spec.claimRef.namespace", "spec.claimRef.name"},
 				pv.ReplaceOnChanges, "%s PV %s: what the PVC mirrors too, or a new claim would meet the old claim's uid", stack, name)
 			pvc := r.ofType(typePVC)[name]
 			assert.ElementsMatch(t, []string{"spec.accessModes", "spec.resources", "spec.storageClassName", "spec.volumeName", "spec.volumeMode"},

@@ -13,10 +13,8 @@ toolchain=$(cd "$toolchain" && pwd) || { echo "e2e: no toolchain at $toolchain (
 # Own port base and directory: a developer's cluster on the defaults is left alone.
 export NAS_K8S_PORT_BASE=${NAS_K8S_PORT_BASE:-16480}
 k8s=$(mktemp -d "${TMPDIR:-/tmp}/nas-e2e-k8s.XXXXXX")
-lease_pid=
 cleanup() {
   status=$?
-  [ -n "$lease_pid" ] && kill "$lease_pid" 2>/dev/null
   if [ "$status" -ne 0 ]; then
     echo "e2e: failed; cluster logs kept in $k8s/logs" >&2
     "$toolchain/cluster" down --keep-logs "$k8s" >/dev/null 2>&1 || true
@@ -29,24 +27,9 @@ trap cleanup EXIT
 "$toolchain/cluster" up "$k8s" >/dev/null
 export KUBECONFIG=$k8s/kubeconfig
 
-# The toolchain's kwok keeps no node Lease (--node-lease-duration-seconds is 0)
-# and posts node status every 10-20 minutes, so after the controller-manager's
-# 40 s grace period the node turns NotReady, every pod on it is marked NotReady,
-# and kwok never makes them Ready again: Deployments would never be Available.
-# Renew the node's Lease the way a kubelet does, every 10 s.
-renew_node_lease() {
-  while :; do
-    kubectl apply -f - >/dev/null 2>&1 <<LEASE
-apiVersion: coordination.k8s.io/v1
-kind: Lease
-metadata: {name: kwok-node-0, namespace: kube-node-lease}
-spec: {holderIdentity: kwok-node-0, leaseDurationSeconds: 40, renewTime: "$(date -u +%Y-%m-%dT%H:%M:%S.000000Z)"}
-LEASE
-    sleep 10
-  done
-}
-renew_node_lease &
-lease_pid=$!
+# The toolchain's kwok holds and renews the node's Lease itself (every 40 s,
+# like a kubelet). Nothing else may write it: kwok stops managing a node whose
+# Lease another holder took, and its pods then stay Pending.
 
 cd "$root"
 start=$SECONDS
