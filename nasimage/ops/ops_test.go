@@ -21,15 +21,7 @@ func TestReadyzWaitsForEveryCondition(t *testing.T) {
 	c.Inc()
 	srv := httptest.NewServer(Handler(ready, reg))
 	defer srv.Close()
-	get := func(path string) (int, string) {
-		resp, err := http.Get(srv.URL + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
+	get := getter(t, srv.URL)
 	if code, body := get("/readyz"); code != 503 || !strings.Contains(body, "nfs") || !strings.Contains(body, "sync") {
 		t.Fatalf("/readyz with nothing ready: %d %q", code, body)
 	}
@@ -54,6 +46,19 @@ func TestReadyzWaitsForEveryCondition(t *testing.T) {
 	}
 	if code, body := get("/metrics"); code != 200 || !strings.Contains(body, "nasd_test_total 1") || !strings.Contains(body, "process_resident_memory_bytes") {
 		t.Fatalf("/metrics: %d", code)
+	}
+}
+
+// getter returns a GET of a path of base: status and body.
+func getter(t *testing.T, base string) func(path string) (int, string) {
+	return func(path string) (int, string) {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
 	}
 }
 
@@ -83,15 +88,7 @@ func TestWarningsKeepReady(t *testing.T) {
 	r.Set("nfs", true)
 	srv := httptest.NewServer(Handler(r, NewRegistry()))
 	defer srv.Close()
-	get := func(path string) (int, string) {
-		resp, err := http.Get(srv.URL + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
+	get := getter(t, srv.URL)
 	if code, body := get("/syncz"); code != 200 {
 		t.Fatalf("/syncz without warnings: %d %q", code, body)
 	}
