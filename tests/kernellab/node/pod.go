@@ -36,11 +36,6 @@ type Pod struct {
 	log       *os.File
 }
 
-// Container ports nasd listens on (from the rendered arguments' defaults).
-const (
-	httpPort = 8080
-)
-
 func (p *Pod) network() error {
 	host := "veth" + strconv.Itoa(len(p.node.Pods))
 	steps := [][]string{
@@ -224,7 +219,7 @@ func (n *Node) secret(s spec.Server) (string, error) {
 
 // WaitReady polls /readyz as the readiness probe does.
 func (p *Pod) WaitReady(timeout time.Duration) error {
-	url := fmt.Sprintf("http://%s:%d/readyz", p.IP, httpPort)
+	url := fmt.Sprintf("http://%s:%d/readyz", p.IP, flagPort(p.Args, "--http-listen"))
 	c := http.Client{Timeout: 2 * time.Second}
 	deadline := time.Now().Add(timeout)
 	for {
