@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -96,6 +97,8 @@ func Boot(g Guest) (*Result, error) {
 	// lab directory, which may be on a slow or small disk.
 	cmd.Env = append(os.Environ(), "LD_PRELOAD="+shim)
 	cmd.Stdin = nil
+	// The kernel's processes die with the test, whatever ends it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
