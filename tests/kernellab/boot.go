@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -97,7 +98,11 @@ func Boot(g Guest) (*Result, error) {
 	// lab directory, which may be on a slow or small disk.
 	cmd.Env = append(os.Environ(), "LD_PRELOAD="+shim)
 	cmd.Stdin = nil
-	// The kernel's processes die with the test, whatever ends it.
+	// The kernel's processes die with the test, whatever ends it. The
+	// death signal follows the thread that started the kernel: keep this
+	// goroutine on it until the kernel is gone.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
