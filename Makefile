@@ -111,7 +111,7 @@ lab: lab-deps
 
 ## lab-bench: the lab's latency benchmarks through the kernel client (Windows <-> app)
 lab-bench: lab-deps
-	cd tests/kernellab && LAB_RUN='^$$' LAB_BENCH=. $(GO) test -tags kernellab -count=1 -timeout 60m -v -run '^TestKernelLab$$' .
+	cd tests/kernellab && LAB_RUN='^$$' LAB_BENCH=. LAB_BENCHTIME=$${LAB_BENCHTIME:-20x} $(GO) test -tags kernellab -count=1 -timeout 60m -v -run '^TestKernelLab$$' .
 
 lab-deps:
 	@missing=$$(for p in $(LAB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
