@@ -262,22 +262,31 @@ func MountOptions(v components.Volume) string {
 	return strings.Join(opts, ",")
 }
 
+// Source is the NFS source kubelet mounts for a server's PV: its
+// clusterIP and export path.
+func (n *Node) Source(s spec.Server) string {
+	return n.Pods[s.Name].ClusterIP + ":" + n.Volume(s).ExportPath
+}
+
+// KnfsdSource is the NFS source of knfsd's twin of a server.
+func KnfsdSource(s spec.Server) string { return "127.0.0.1:" + KnfsdExport(s) }
+
+// Mount mounts an NFS source at dir (made if missing) with the kernel client.
+func Mount(source, dir, options string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	return run("mount", "-t", "nfs", "-o", options, source, dir)
+}
+
 func (n *Node) mountVolumes() error {
 	for _, s := range n.Servers {
-		v := n.Volume(s)
-		mp := MountPoint(s)
-		if err := os.MkdirAll(mp, 0o755); err != nil {
-			return err
-		}
-		if err := run("mount", "-t", "nfs", "-o", MountOptions(v), n.Pods[s.Name].ClusterIP+":"+v.ExportPath, mp); err != nil {
+		opts := MountOptions(n.Volume(s))
+		if err := Mount(n.Source(s), MountPoint(s), opts); err != nil {
 			return err
 		}
 		if n.KnfsdOn {
-			kmp := KnfsdMountPoint(s)
-			if err := os.MkdirAll(kmp, 0o755); err != nil {
-				return err
-			}
-			if err := run("mount", "-t", "nfs", "-o", MountOptions(v), "127.0.0.1:"+KnfsdExport(s), kmp); err != nil {
+			if err := Mount(KnfsdSource(s), KnfsdMountPoint(s), opts); err != nil {
 				return err
 			}
 		}

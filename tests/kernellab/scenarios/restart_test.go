@@ -111,12 +111,12 @@ func remountIfBroken(t *testing.T, tg target) {
 	}
 	t.Logf("the mount %s is broken after this scenario: remounting it", tg.dir)
 	runOut("umount", "-l", tg.dir)
-	source := lab.Pods[tg.server.Name].ClusterIP + ":" + lab.Volume(tg.server).ExportPath
+	source := lab.Source(tg.server)
 	if tg.name == "knfsd" {
-		source = "127.0.0.1:" + node.KnfsdExport(tg.server)
+		source = node.KnfsdSource(tg.server)
 	}
-	if out, err := runOut("mount", "-t", "nfs", "-o", node.MountOptions(lab.Volume(tg.server)), source, tg.dir); err != nil {
-		t.Errorf("remount %s: %v: %s", tg.dir, err, out)
+	if err := node.Mount(source, tg.dir, node.MountOptions(lab.Volume(tg.server))); err != nil {
+		t.Errorf("remount %s: %v", tg.dir, err)
 	}
 }
 

@@ -169,8 +169,8 @@ func TestReadOnlyRefusesEveryWrite(t *testing.T) {
 
 		v := lab.Volume(s)
 		v.ReadOnly = false // the same export, mounted read-write
-		nasdRW := mountRW(t, "rw-"+s.Name, lab.Pods[s.Name].ClusterIP+":"+v.ExportPath, node.MountOptions(v))
-		knfsdRW := mountRW(t, "rw-knfsd-"+s.Name, "127.0.0.1:"+node.KnfsdExport(s), node.MountOptions(v))
+		nasdRW := mountRW(t, "rw-"+s.Name, lab.Source(s), node.MountOptions(v))
+		knfsdRW := mountRW(t, "rw-knfsd-"+s.Name, node.KnfsdSource(s), node.MountOptions(v))
 
 		t.Run(s.Name+"/as-kubelet-mounts-it", func(t *testing.T) {
 			for op, err := range tryWrites(node.MountPoint(s)) {
@@ -199,9 +199,7 @@ func TestReadOnlyRefusesEveryWrite(t *testing.T) {
 func mountRW(t *testing.T, name, source, options string) string {
 	t.Helper()
 	dir := filepath.Join(node.AppsDir, name)
-	require.NoError(t, os.MkdirAll(dir, 0o755))
-	out, err := runOut("mount", "-t", "nfs", "-o", options, source, dir)
-	require.NoError(t, err, out)
+	require.NoError(t, node.Mount(source, dir, options))
 	t.Cleanup(func() { runOut("umount", dir) })
 	return dir
 }

@@ -26,7 +26,7 @@ func TestEveryPVMountedAsRendered(t *testing.T) {
 			v := lab.Volume(s)
 			m, ok := mounts[node.MountPoint(s)]
 			require.True(t, ok, "%s not mounted", node.MountPoint(s))
-			assert.Equal(t, lab.Pods[s.Name].ClusterIP+":"+v.ExportPath, m.source)
+			assert.Equal(t, lab.Pods[s.Name].ClusterIP+":"+v.ExportPath, m.source, "kubelet mounts clusterIP:exportPath")
 			assert.Equal(t, "nfs", m.fstype)
 			opts := map[string]string{}
 			for _, o := range strings.Split(m.options, ",") {
