@@ -144,6 +144,7 @@ func (s *Server) nfs(c *conn, call Call, rec []byte, start time.Time) {
 		}
 	}
 	obj, _ := s.cfg.Handles.(Objects)
+	at, _ := s.cfg.Handles.(Attrs)
 	if obj == nil && call.Proc == nfsProcLink {
 		// Without Objects, no hard links (go-nfs decodes LINK with
 		// SYMLINK's layout, reading lengths out of the name).
@@ -191,6 +192,15 @@ func (s *Server) nfs(c *conn, call Call, rec []byte, start time.Time) {
 				fail(st)
 				return
 			}
+		}
+		if at != nil {
+			if st := s.permission(call, at, fh, nameOffs); st != nfs3OK {
+				s.backends.release(bc, true)
+				fail(st)
+				return
+			}
+		}
+		if obj != nil {
 			if call.Proc == nfsProcLink {
 				s.nfsLink(c, call, obj, start)
 				s.backends.release(bc, true)
@@ -207,6 +217,9 @@ func (s *Server) nfs(c *conn, call Call, rec []byte, start time.Time) {
 		}
 		if call.Proc == nfsProcFSInfo {
 			patchFSInfo(rep)
+		}
+		if at != nil && call.Proc == nfsProcAccess {
+			s.grantAccess(call, at, fh, rep)
 		}
 		if obj != nil && (call.Proc == 8 || call.Proc == 9 || call.Proc == 10) {
 			created(obj, call, rep)

@@ -1,6 +1,8 @@
 package rpc
 
 import (
+	"github.com/nas-topology/nas-topology/nasimage/access"
+
 	"bufio"
 	"context"
 	"errors"
@@ -28,6 +30,10 @@ type Export struct {
 	Networks []netip.Prefix
 	// ReadOnly makes every mutating NFS procedure answer NFS3ERR_ROFS.
 	ReadOnly bool
+	// Access is the squash mapping the callers' credentials are checked
+	// with (by a Handles that also implements Attrs). Nil: no checks, every
+	// caller may do what nasd's uid may (insecure_squash).
+	Access *access.Mapping
 }
 
 // Allows reports whether a client address may use the export.

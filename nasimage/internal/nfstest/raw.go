@@ -55,8 +55,13 @@ func Call(xid, rpcvers, prog, vers, proc uint32, args []byte) []byte {
 // CallAs sends a call with AUTH_UNIX credentials uid and gid and reads
 // the reply.
 func (r *Raw) CallAs(uid, gid, prog, vers, proc uint32, args []byte) (Reply, error) {
+	return r.CallGroups(uid, gid, nil, prog, vers, proc, args)
+}
+
+// CallGroups is CallAs with supplementary groups.
+func (r *Raw) CallGroups(uid, gid uint32, groups []uint32, prog, vers, proc uint32, args []byte) (Reply, error) {
 	r.xid++
-	cred := XDR{}.U32(0).String("nfstest").U32(uid, gid, 0)
+	cred := XDR{}.U32(0).String("nfstest").U32(uid, gid, uint32(len(groups))).U32(groups...)
 	b := XDR{}.U32(r.xid, 0, 2, prog, vers, proc, 1).Opaque(cred).U32(0, 0)
 	if err := r.Send(append(b, args...)); err != nil {
 		return Reply{}, err
