@@ -201,9 +201,10 @@ func Assign(path string) (ID, error) {
 }
 
 // Carry gives replacement (a host path, e.g. the sync engine's temp file)
-// the ID of rel inside root (the file it is about to replace by rename), so
-// that handles of rel stay valid once the new version is in place. If rel
-// does not exist there is nothing to carry.
+// the ID of rel inside root (the file it is about to replace by rename) and
+// the owner a client gave it (OwnerAttr), so that handles of rel stay valid
+// and its owner stays once the new version is in place. If rel does not
+// exist there is nothing to carry.
 func Carry(root, rel, replacement string) error {
 	id, err := Get(root, rel)
 	if errors.Is(err, os.ErrNotExist) {
@@ -219,8 +220,20 @@ func Carry(root, rel, replacement string) error {
 	if fi.Mode()&os.ModeSymlink != 0 {
 		return nil // a symlink's ID is derived from its target
 	}
-	return set(replacement, fi, id)
+	if err := set(replacement, fi, id); err != nil {
+		return err
+	}
+	// The owner a client gave the file stays with its new version.
+	var owner [8]byte
+	if n, err := GetAttr(filepath.Join(root, filepath.FromSlash(rel)), OwnerAttr, owner[:]); err == nil && n == len(owner) {
+		return AsOwner(replacement, fi, 0o200, func() error { return unix.Lsetxattr(replacement, OwnerAttr, owner[:], 0) })
+	}
+	return nil
 }
+
+// OwnerAttr is the user xattr in which nfsfs records the owner (uid, gid,
+// big-endian) a client gave a file where nasd cannot chown it.
+const OwnerAttr = "user.nasd.owner"
 
 // read returns the ID kept in path's attribute, if any.
 func read(path string) (ID, bool, error) {

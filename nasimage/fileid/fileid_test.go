@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestIdentities: an ID is kept with the file (it follows a rename), a
@@ -117,5 +119,36 @@ func TestNumberAndDerivedParts(t *testing.T) {
 	}
 	if got, err := Peek(root, "f"); err != nil || got != id {
 		t.Errorf("after Set: %x %v", got, err)
+	}
+}
+
+// TestCarryKeepsTheOwner: a new version (the sync engine's temp file, made
+// read-only as its Windows source) keeps the owner a client gave the file.
+func TestCarryKeepsTheOwner(t *testing.T) {
+	root := t.TempDir()
+	if !Supported(root) {
+		t.Skip("no user xattrs on", root)
+	}
+	old := filepath.Join(root, "f")
+	if err := os.WriteFile(old, []byte("v1"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	owner := []byte{0, 0, 3, 232, 0, 0, 3, 233} // 1000:1001
+	if err := unix.Lsetxattr(old, OwnerAttr, owner, 0); err != nil {
+		t.Fatal(err)
+	}
+	tmp := filepath.Join(root, ".tmp")
+	if err := os.WriteFile(tmp, []byte("v2"), 0o444); err != nil {
+		t.Fatal(err)
+	}
+	if err := Carry(root, "f", tmp); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 8)
+	if n, err := unix.Lgetxattr(tmp, OwnerAttr, got); err != nil || n != 8 || string(got) != string(owner) {
+		t.Fatalf("owner on the new version: %v %v %v", got, n, err)
+	}
+	if fi, _ := os.Stat(tmp); fi.Mode().Perm() != 0o444 {
+		t.Fatalf("mode %v, want 0444 kept", fi.Mode())
 	}
 }

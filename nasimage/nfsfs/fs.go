@@ -272,7 +272,7 @@ func (f *exportFS) Lstat(name string) (os.FileInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	return attrs(f.root, f.rel(p), p, fi), nil
+	return f.attrs(f.rel(p), p, fi), nil
 }
 
 // Lstat, Stat and ReadDir report recorded owners and identity-based
@@ -286,7 +286,7 @@ func (f *exportFS) Stat(name string) (os.FileInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	return attrs(f.root, f.rel(p), p, fi), nil
+	return f.attrs(f.rel(p), p, fi), nil
 }
 
 func (f *exportFS) ReadDir(name string) ([]os.FileInfo, error) {
@@ -300,7 +300,7 @@ func (f *exportFS) ReadDir(name string) ([]os.FileInfo, error) {
 	}
 	for i, e := range entries {
 		p := filepath.Join(dir, e.Name())
-		entries[i] = attrs(f.root, f.rel(p), p, e)
+		entries[i] = f.attrs(f.rel(p), p, e)
 	}
 	return entries, nil
 }

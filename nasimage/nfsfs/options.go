@@ -1,6 +1,8 @@
 package nfsfs
 
 import (
+	"github.com/nas-topology/nas-topology/nasimage/access"
+
 	"fmt"
 	"net/netip"
 	"strconv"
@@ -8,13 +10,13 @@ import (
 )
 
 // Squash is the /etc/exports user mapping.
-type Squash int
+type Squash = access.Squash
 
 // Squash modes.
 const (
-	RootSquash   Squash = iota // uid/gid 0 become anonuid/anongid (default)
-	NoRootSquash               // ids are used as given
-	AllSquash                  // every id becomes anonuid/anongid
+	RootSquash   = access.RootSquash   // uid/gid 0 become anonuid/anongid (default)
+	NoRootSquash = access.NoRootSquash // ids are used as given
+	AllSquash    = access.AllSquash    // every id becomes anonuid/anongid
 )
 
 // Options are an export's options in /etc/exports terms.
@@ -29,6 +31,21 @@ type Options struct {
 	AnonGID  uint32
 	FSID     uint64
 	Networks []netip.Prefix // allowed clients; empty: everyone
+	// Insecure (insecure_squash) skips the credential checks: every caller
+	// may do what nasd's uid may. Owners are still recorded.
+	Insecure bool
+	// Owner is the owner clients see of a file that has no recorded one
+	// (the files from Windows, the export root); nil: the file's real one.
+	Owner *[2]uint32
+}
+
+// Mapping is the squash mapping the front door checks credentials with,
+// nil with insecure_squash.
+func (o Options) Mapping() *access.Mapping {
+	if o.Insecure {
+		return nil
+	}
+	return &access.Mapping{Squash: o.Squash, AnonUID: o.AnonUID, AnonGID: o.AnonGID}
 }
 
 // DefaultOptions are the /etc/exports defaults: rw, sync, root_squash,
@@ -62,6 +79,8 @@ func ParseOptions(s string) (Options, error) {
 			o.Squash = NoRootSquash
 		case opt == "all_squash":
 			o.Squash = AllSquash
+		case opt == "insecure_squash":
+			o.Insecure = true
 		case hasVal && key == "anonuid":
 			o.AnonUID, err = parseID(val)
 		case hasVal && key == "anongid":
@@ -69,7 +88,7 @@ func ParseOptions(s string) (Options, error) {
 		case hasVal && key == "fsid":
 			o.FSID, err = strconv.ParseUint(val, 10, 64)
 		default:
-			return o, fmt.Errorf("export option %q: unknown (known: ro, rw, sync, async, root_squash, no_root_squash, all_squash, anonuid=N, anongid=N, fsid=N)", opt)
+			return o, fmt.Errorf("export option %q: unknown (known: ro, rw, sync, async, root_squash, no_root_squash, all_squash, insecure_squash, anonuid=N, anongid=N, fsid=N)", opt)
 		}
 		if err != nil {
 			return o, fmt.Errorf("export option %q: %w", opt, err)
@@ -114,6 +133,9 @@ func (o Options) String() string {
 	parts := []string{map[bool]string{true: "ro", false: "rw"}[o.ReadOnly],
 		map[bool]string{true: "sync", false: "async"}[o.Sync]}
 	parts = append(parts, [...]string{"root_squash", "no_root_squash", "all_squash"}[o.Squash])
+	if o.Insecure {
+		parts = append(parts, "insecure_squash")
+	}
 	parts = append(parts, fmt.Sprintf("anonuid=%d", o.AnonUID), fmt.Sprintf("anongid=%d", o.AnonGID),
 		fmt.Sprintf("fsid=%d", o.FSID))
 	return strings.Join(parts, ",")
@@ -121,16 +143,7 @@ func (o Options) String() string {
 
 // mapOwner applies the squash mode to an owner change.
 func (o Options) mapOwner(uid, gid int) (int, int) {
-	switch o.Squash {
-	case AllSquash:
-		return int(o.AnonUID), int(o.AnonGID)
-	case RootSquash:
-		if uid == 0 {
-			uid = int(o.AnonUID)
-		}
-		if gid == 0 {
-			gid = int(o.AnonGID)
-		}
-	}
-	return uid, gid
+	m := access.Mapping{Squash: o.Squash, AnonUID: o.AnonUID, AnonGID: o.AnonGID}
+	c := m.Map(access.Cred{UID: uint32(uid), GID: uint32(gid)})
+	return int(c.UID), int(c.GID)
 }

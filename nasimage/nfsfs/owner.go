@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nas-topology/nas-topology/nasimage/access"
 	"github.com/nas-topology/nas-topology/nasimage/fileid"
 )
 
@@ -21,10 +22,10 @@ import (
 // unless the caller owns the file. nasd runs as one uid without
 // CAP_CHOWN, so when it cannot give a file away it records the owner in the
 // user.nasd.owner xattr (uid, gid) and reports that owner in every
-// attribute it answers. Permissions are not checked against the caller
-// (every caller may do what nasd's uid may).
+// attribute it answers. The front door checks the callers' permissions
+// against these owners (rpc.Attrs, nasimage/access).
 
-const ownerAttr = "user.nasd.owner"
+const ownerAttr = fileid.OwnerAttr
 
 // attrInfo is a FileInfo whose Sys() (what go-nfs builds the NFS
 // attributes from) reports the recorded owner and, as the inode number,
@@ -38,26 +39,48 @@ func (o *attrInfo) Sys() any { return &o.st }
 
 // attrs returns fi (of the host path p, rel in the export) as clients
 // see it: its fileid from its identity (Peek: the identity is not kept by
-// a stat), its owner the recorded one, if any.
-func attrs(root, rel, p string, fi os.FileInfo) os.FileInfo {
+// a stat), its owner the recorded one, else (a file of nasd's own: from
+// Windows, or the export root) the export's Owner option, if set.
+func (f *exportFS) attrs(rel, p string, fi os.FileInfo) os.FileInfo {
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok {
 		return fi
 	}
 	o := &attrInfo{FileInfo: fi, st: *st}
-	id, err := fileid.Peek(root, rel)
+	id, err := fileid.Peek(f.root, rel)
 	if err != nil {
 		id = fileid.Derived(rel, fi, "") // gone meanwhile
 	}
 	o.st.Ino = id.Number()
-	if fi.Mode()&os.ModeSymlink != 0 {
-		return o
-	}
 	var b [8]byte
-	if n, err := fileid.GetAttr(p, ownerAttr, b[:]); err == nil && n == len(b) {
-		o.st.Uid, o.st.Gid = binary.BigEndian.Uint32(b[:4]), binary.BigEndian.Uint32(b[4:])
+	if fi.Mode()&os.ModeSymlink == 0 {
+		if n, err := fileid.GetAttr(p, ownerAttr, b[:]); err == nil && n == len(b) {
+			o.st.Uid, o.st.Gid = binary.BigEndian.Uint32(b[:4]), binary.BigEndian.Uint32(b[4:])
+			return o
+		}
+	}
+	if f.opts.Owner != nil && st.Uid == uint32(os.Geteuid()) {
+		o.st.Uid, o.st.Gid = f.opts.Owner[0], f.opts.Owner[1]
 	}
 	return o
+}
+
+// Attr returns the owner, group and mode clients see of the file fh names
+// (rpc.Attrs: the front door checks credentials against them).
+func (h *Handler) Attr(fh []byte) (access.Attr, error) {
+	_, path, err := h.FromHandle(fh)
+	if err != nil {
+		return access.Attr{}, err
+	}
+	fi, err := h.fs.Lstat(filepath.Join(path...))
+	if err != nil {
+		return access.Attr{}, ErrStale
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return access.Attr{}, ErrStale
+	}
+	return access.Attr{UID: st.Uid, GID: st.Gid, Mode: fi.Mode()}, nil
 }
 
 // chown gives p to uid/gid: for real when nasd may (it runs as root), else
