@@ -31,6 +31,7 @@ type serveFlags struct {
 	httpListen    string
 	options       string
 	allow         string
+	filesOwner    string
 	fsid          uint64
 	role          string
 	backends      int
@@ -55,7 +56,8 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.advertisePmap, "advertise-portmap-port", 111, "portmapper port the portmapper advertises for itself")
 	fs.StringVar(&f.advertiseHost, "advertise-host", "", "host in RPCBIND universal addresses; empty = the address the client connected to")
 	fs.StringVar(&f.httpListen, "http-listen", ":8080", "HTTP listen address for /healthz, /readyz and /metrics; empty disables")
-	fs.StringVar(&f.options, "options", "rw,sync,root_squash", "export options in /etc/exports terms: ro|rw, sync|async, root_squash|no_root_squash|all_squash, anonuid=N, anongid=N, fsid=N")
+	fs.StringVar(&f.options, "options", "rw,sync,root_squash", "export options in /etc/exports terms: ro|rw, sync|async, root_squash|no_root_squash|all_squash, insecure_squash (no credential checks), anonuid=N, anongid=N, fsid=N")
+	fs.StringVar(&f.filesOwner, "files-owner", "", "UID:GID clients see as the owner of files that have no recorded one (the files from Windows, the export root); empty = nasd's own")
 	fs.StringVar(&f.allow, "allow", "*", "client networks allowed to mount and use the export, comma-separated CIDRs or addresses; * = everyone")
 	fs.Uint64Var(&f.fsid, "fsid", 0, "unique export id, part of every file handle (overrides fsid= in --options when set)")
 	fs.StringVar(&f.role, "role", "output", "server role: input (Windows -> NFS), backup (Windows -> NFS, forced read-only), output (both ways)")

@@ -29,6 +29,8 @@ func nobodyDirs(t *testing.T) (export, state string) {
 			t.Fatalf("chown (this test runs nasd as uid 65534 and needs root): %v", err)
 		}
 	}
+	// A share every client may write in (credentials are checked).
+	os.Chmod(export, 0o777)
 	os.Chmod(base, 0o755)
 	os.Chmod(filepath.Dir(nasdBin), 0o755)
 	return export, state
@@ -185,12 +187,12 @@ func TestCreatedFilesBelongToCaller(t *testing.T) {
 	if u, _ := owner(admin, "rootfile"); u != 65534 {
 		t.Errorf("a file root created is owned by %d, want 65534 (root_squash)", u)
 	}
+	// Only root gives a file away (knfsd: PERM); root is squashed here.
 	_, fh, _ := app.Lookup("repo/a.txt")
-	if _, err := app.SetAttr(fh, nfsc.Sattr3{UID: nfsc.SetUID{SetIt: true, UID: 2000}, GID: nfsc.SetUID{SetIt: true, UID: 2000}}); err != nil {
-		t.Fatal(err)
-	}
-	if u, g := owner(app, "repo/a.txt"); u != 2000 || g != 2000 {
-		t.Errorf("after SETATTR: %d:%d, want 2000:2000", u, g)
+	chown := caller{t, c, 1000, 1001, nil}.setattr(fh, nfstest.XDR{}.U32(0, 1, 2000, 0, 0, 0, 0))
+	want(t, "chown by the owner to another uid", chown, permS)
+	if u, g := owner(app, "repo/a.txt"); u != 1000 || g != 1001 {
+		t.Errorf("after a refused chown: %d:%d, want 1000:1001", u, g)
 	}
 }
 

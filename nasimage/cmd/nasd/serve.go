@@ -89,9 +89,16 @@ func serve(ctx context.Context, args []string, stderr io.Writer, started func(li
 	if err != nil {
 		return err
 	}
-	// The Deployment's emptyDir starts empty: the export is a directory in it.
-	if err := os.MkdirAll(f.export, 0o755); err != nil {
-		return fmt.Errorf("export directory: %w", err)
+	// The Deployment's emptyDir starts empty: the export is a directory in
+	// it, 0755 (not the setgid bit fsGroup gives the emptyDir: clients see
+	// this mode, with --files-owner as its owner).
+	if _, err := os.Stat(f.export); errors.Is(err, os.ErrNotExist) {
+		if err := os.MkdirAll(f.export, 0o755); err != nil {
+			return fmt.Errorf("export directory: %w", err)
+		}
+		if err := os.Chmod(f.export, 0o755); err != nil {
+			return fmt.Errorf("export directory: %w", err)
+		}
 	}
 	handler, err := nfsfs.NewHandler(f.export, cfg, key)
 	if err != nil {
@@ -136,7 +143,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer, started func(li
 		f.advertisePort = nfsL.Addr().(*net.TCPAddr).Port
 	}
 	front := rpc.NewServer(rpc.Config{
-		Export:        rpc.Export{Path: f.exportPath, Networks: cfg.Networks, ReadOnly: cfg.ReadOnly},
+		Export:        rpc.Export{Path: f.exportPath, Networks: cfg.Networks, ReadOnly: cfg.ReadOnly, Access: cfg.Mapping()},
 		Handler:       handler,
 		Handles:       handler,
 		Commit:        handler.Commit,
@@ -312,6 +319,13 @@ func (f *serveFlags) exportConfig(fs *flag.FlagSet) (nfsfs.Options, error) {
 	}
 	if opts.Networks, err = nfsfs.ParseNetworks(f.allow); err != nil {
 		return opts, err
+	}
+	if f.filesOwner != "" {
+		var uid, gid uint32
+		if _, err := fmt.Sscanf(f.filesOwner, "%d:%d", &uid, &gid); err != nil || fmt.Sprintf("%d:%d", uid, gid) != f.filesOwner {
+			return opts, fmt.Errorf("--files-owner %q: want UID:GID, e.g. 1000:1000", f.filesOwner)
+		}
+		opts.Owner = &[2]uint32{uid, gid}
 	}
 	return opts, nil
 }

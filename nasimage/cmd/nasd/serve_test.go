@@ -154,7 +154,7 @@ func TestNoWorkersReadyWhenListening(t *testing.T) {
 	saved := extensions
 	t.Cleanup(func() { extensions = saved })
 	extensions = nil
-	l, _ := startInProcess(t)
+	l, _ := startInProcess(t, "--options", "rw,sync,no_root_squash") // the client is root
 	if code, _ := httpStatus(t, l.http, "/readyz"); code != 200 {
 		t.Fatalf("/readyz: %d", code)
 	}

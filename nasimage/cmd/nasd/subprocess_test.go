@@ -164,7 +164,8 @@ func TestLibnfsDefaultBehaviour(t *testing.T) {
 	l.Close()
 	export := t.TempDir()
 	os.WriteFile(filepath.Join(export, "hello.txt"), []byte("hi"), 0o644)
-	p := startNasd(t, export, t.TempDir(), "--portmap-listen", "127.0.0.1:111", "--export-path", "/exports/input1")
+	p := startNasd(t, export, t.TempDir(), "--portmap-listen", "127.0.0.1:111", "--export-path", "/exports/input1",
+		"--options", "rw,sync,no_root_squash") // libnfs calls as this process's uid, root
 	if p.portmap != "127.0.0.1:111" {
 		t.Fatalf("portmapper on %s", p.portmap)
 	}
