@@ -1,6 +1,7 @@
 package components
 
 import (
+	"fmt"
 	"path"
 	"strconv"
 
@@ -94,13 +95,15 @@ func ServiceArgs(namespace string, srv spec.Server, cs spec.ClusterServer) *core
 	}
 }
 
-// NasdArgs is the command line of `nasd serve` for a server.
-func NasdArgs(srv spec.Server) []string {
-	options := "rw,sync"
+// NasdArgs is the command line of `nasd serve` for a server: the export
+// options knfsd's defaults (sync, root_squash: credentials are checked as
+// the NAS does), the files' owner from the cluster config.
+func NasdArgs(srv spec.Server, c *spec.Cluster) []string {
+	options := "rw,sync,root_squash"
 	if srv.ReadOnly {
-		options = "ro,sync"
+		options = "ro,sync,root_squash"
 	}
-	return []string{
+	args := []string{
 		"serve",
 		"--role=" + string(srv.Role),
 		"--fsid=" + strconv.Itoa(*srv.FSID),
@@ -116,6 +119,10 @@ func NasdArgs(srv spec.Server) []string {
 		"--http-listen=:" + strconv.Itoa(httpContainerPort),
 		"--shutdown-grace=" + nasdGrace,
 	}
+	if uid, gid, ok := c.Owner(); ok {
+		args = append(args, fmt.Sprintf("--files-owner=%d:%d", uid, gid))
+	}
+	return args
 }
 
 // DeploymentArgs renders the nasd Deployment of a server: one replica (two
@@ -151,7 +158,7 @@ func DeploymentArgs(namespace string, srv spec.Server, c *spec.Cluster) *appsv1.
 						Name:            pulumi.String(appName),
 						Image:           pulumi.String(c.Image),
 						ImagePullPolicy: pulumi.String(pullPolicyOf(c)),
-						Args:            pulumi.ToStringArray(NasdArgs(srv)),
+						Args:            pulumi.ToStringArray(NasdArgs(srv, c)),
 						Ports: corev1.ContainerPortArray{
 							&corev1.ContainerPortArgs{Name: pulumi.String("nfs"), ContainerPort: pulumi.Int(nfsContainerPort), Protocol: pulumi.String("TCP")},
 							&corev1.ContainerPortArgs{Name: pulumi.String("portmapper"), ContainerPort: pulumi.Int(portmapContainerPort), Protocol: pulumi.String("TCP")},

@@ -148,7 +148,11 @@ func TestBackupIsReadOnly(t *testing.T) {
 	dev := mustRun(t, "dev", nil)
 	for name, d := range dev.ofType(typeDeployment) {
 		args := path(d.Inputs, "spec", "template", "spec", "containers").ArrayValue()[0].ObjectValue()["args"].Mappable()
-		assert.Equal(t, cfg.server(name).ReadOnly, slices.Contains(args.([]any), "--options=ro,sync"), "%s: nasd exports read-only exactly when the server is", name)
+		ro := slices.ContainsFunc(args.([]any), func(a any) bool {
+			opts, ok := strings.CutPrefix(a.(string), "--options=")
+			return ok && slices.Contains(strings.Split(opts, ","), "ro")
+		})
+		assert.Equal(t, cfg.server(name).ReadOnly, ro, "%s: nasd exports read-only exactly when the server is", name)
 	}
 }
 
@@ -468,4 +472,32 @@ func deref(v any) any {
 		return *p
 	}
 	return v
+}
+
+// TestFilesOwnerReachesNasd: cluster.filesOwner is what every nasd reports
+// as the owner of the Windows files (--files-owner), and a malformed one
+// fails with a message naming the field.
+func TestFilesOwnerReachesNasd(t *testing.T) {
+	withOwner := func(owner string) func(cfg map[string]string) {
+		return func(cfg map[string]string) {
+			var c map[string]any
+			require.NoError(t, json.Unmarshal([]byte(cfg[spec.KeyCluster]), &c))
+			c["filesOwner"] = owner
+			b, _ := json.Marshal(c)
+			cfg[spec.KeyCluster] = string(b)
+		}
+	}
+	r := mustRun(t, "dev", withOwner("2345:678"))
+	deployments := r.ofType(typeDeployment)
+	require.Len(t, deployments, len(committed(t).Servers))
+	for name, d := range deployments {
+		args := path(d.Inputs, "spec", "template", "spec", "containers").ArrayValue()[0].ObjectValue()["args"].Mappable()
+		assert.Contains(t, args, "--files-owner=2345:678", name)
+	}
+	for _, bad := range []string{"1000", "a:b", "1000:-1", "01:1"} {
+		_, err := runStack(t, "dev", withOwner(bad))
+		if assert.Error(t, err, bad) {
+			assert.Contains(t, err.Error(), "cluster.filesOwner", bad)
+		}
+	}
 }

@@ -7,6 +7,8 @@ package spec
 
 import (
 	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/nas-topology/nas-topology/nasimage/image"
 )
@@ -109,11 +111,27 @@ type Cluster struct {
 	// ExportSizeLimit bounds the disk-backed emptyDir holding the export copy.
 	ExportSizeLimit string `json:"exportSizeLimit"`
 	// RunAsUser is the non-root uid of nasd; the Windows mount must be writable by it.
-	RunAsUser int                      `json:"runAsUser"`
-	Servers   map[string]ClusterServer `json:"servers"`
+	RunAsUser int `json:"runAsUser"`
+	// FilesOwner ("UID:GID") is the owner NFS clients see of the files that
+	// come from Windows and of each export's root: the uid:gid the
+	// production NAS gives the testers' files, so apps running as it (or in
+	// its group) may write, and others get what the modes allow. Empty:
+	// nasd's uid (runAsUser). Credentials are checked as the NAS does
+	// (root_squash).
+	FilesOwner string                   `json:"filesOwner"`
+	Servers    map[string]ClusterServer `json:"servers"`
 	// ImagePullPolicy is set by components.Run with Image (not config):
 	// Never for a loaded image, IfNotPresent for a pushed or prebuilt one.
 	ImagePullPolicy string `json:"-"`
+}
+
+// Owner returns FilesOwner's uid and gid (ok false: empty or malformed).
+func (c *Cluster) Owner() (uid, gid int, ok bool) {
+	u, g, found := strings.Cut(c.FilesOwner, ":")
+	uid, err1 := strconv.Atoi(u)
+	gid, err2 := strconv.Atoi(g)
+	ok = found && err1 == nil && err2 == nil && uid >= 0 && gid >= 0 && strconv.Itoa(uid) == u && strconv.Itoa(gid) == g
+	return uid, gid, ok
 }
 
 // External is the stack config of an `external` target (Pulumi.ocp.yaml).

@@ -179,6 +179,9 @@ func validateCluster(c *Cluster, servers []Server, e *errs) {
 	if c.RunAsUser < 1 {
 		e.add(key+".runAsUser", "must be a non-root uid, got %d", c.RunAsUser)
 	}
+	if _, _, ok := c.Owner(); c.FilesOwner != "" && !ok {
+		e.add(key+".filesOwner", "%q is not UID:GID (e.g. \"1000:1000\")", c.FilesOwner)
+	}
 	cidr, err := netip.ParsePrefix(c.ServiceCIDR)
 	if err != nil {
 		e.add(key+".serviceCIDR", "%q is not a CIDR (e.g. 10.96.0.0/12)", c.ServiceCIDR)
