@@ -63,6 +63,11 @@ func Load(dir string) (*spec.Config, error) {
 func Setup(cfg *spec.Config, nasd string) (*Node, error) {
 	n := &Node{Config: cfg, Nasd: nasd, Servers: cfg.Servers, Pods: map[string]*Pod{}}
 	WindowsUID = cfg.Cluster.RunAsUser
+	uid, gid, ok := cfg.Cluster.Owner()
+	if !ok {
+		return nil, fmt.Errorf("the lab's apps run as cluster.filesOwner, which is %q: set it to UID:GID", cfg.Cluster.FilesOwner)
+	}
+	AppUID, AppGID = uid, gid
 	steps := []struct {
 		name string
 		fn   func() error
@@ -318,7 +323,7 @@ func (n *Node) startKnfsd() error {
 			return err
 		}
 		// The app's uid owns the share, as on the NAS.
-		if err := os.Chown(dir, AppUID, AppUID); err != nil {
+		if err := os.Chown(dir, AppUID, AppGID); err != nil {
 			return err
 		}
 		mode := "rw"
@@ -350,8 +355,10 @@ func RestartKnfsd() error {
 	return run("rpc.nfsd", "--no-nfs-version", "4", "8")
 }
 
-// AppUID is the uid the lab's "apps" run as (not root: root is squashed).
-const AppUID = 1000
+// AppUID and AppGID are the ids the lab's "apps" run as (not root: root
+// is squashed): cluster.filesOwner, the owner the NAS gives the Windows
+// files and the export roots (knfsd's twins are chowned to it too).
+var AppUID, AppGID = 1000, 1000
 
 func run(name string, args ...string) error {
 	out, err := exec.Command(name, args...).CombinedOutput()

@@ -55,8 +55,8 @@ func (p *Pod) network() error {
 	}
 	// kube-proxy (iptables mode): the Service ports to the pod's container ports.
 	for _, m := range []struct{ service, container int }{
-		{components.NFSPort, flagPort(components.NasdArgs(p.Server), "--listen")},
-		{components.PortmapperPort, flagPort(components.NasdArgs(p.Server), "--portmap-listen")},
+		{components.NFSPort, flagPort(components.NasdArgs(p.Server, p.node.Config.Cluster), "--listen")},
+		{components.PortmapperPort, flagPort(components.NasdArgs(p.Server, p.node.Config.Cluster), "--portmap-listen")},
 	} {
 		if err := run("iptables-legacy", "-t", "nat", "-A", "OUTPUT", "-d", p.ClusterIP, "-p", "tcp", "--dport", strconv.Itoa(m.service),
 			"-j", "DNAT", "--to-destination", p.IP+":"+strconv.Itoa(m.container)); err != nil {
@@ -108,7 +108,7 @@ func (p *Pod) Start(fresh bool) error {
 	if err != nil {
 		return err
 	}
-	p.Args = components.NasdArgs(p.Server)
+	p.Args = components.NasdArgs(p.Server, p.node.Config.Cluster)
 	uid := strconv.Itoa(p.node.Config.Cluster.RunAsUser)
 	argv := append([]string{"netns", "exec", p.netns, "chroot", "--userspec=" + uid + ":" + uid, "--groups=" + uid, root, "/nasd"}, p.Args...)
 	p.log, err = os.OpenFile(filepath.Join(LogsDir, p.Server.Name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
@@ -149,7 +149,7 @@ func (p *Pod) root() (string, error) {
 	if err := os.WriteFile(filepath.Join(dir, "nasd"), bin, 0o755); err != nil {
 		return "", err
 	}
-	args := components.NasdArgs(p.Server)
+	args := components.NasdArgs(p.Server, p.node.Config.Cluster)
 	windows := flagValue(args, "--windows-dir")
 	data := filepath.Dir(flagValue(args, "--export"))
 	type bind struct {

@@ -83,7 +83,7 @@ func startApp(t *testing.T, name string, a appArgs) (*exec.Cmd, *bytes.Buffer) {
 	arg, _ := json.Marshal(a)
 	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), appEnv+"="+name, "LAB_ARG="+string(arg))
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: node.AppUID, Gid: node.AppUID}}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(node.AppUID), Gid: uint32(node.AppGID)}}
 	out := &bytes.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {

@@ -114,7 +114,17 @@ func sh(t *testing.T, dir, script string) string {
 }
 
 func shErr(dir, script string) (string, error) {
-	cmd := exec.Command("setpriv", fmt.Sprintf("--reuid=%d", node.AppUID), fmt.Sprintf("--regid=%d", node.AppUID), "--clear-groups", "sh", "-ec", script)
+	return shAs(node.AppUID, node.AppGID, "", dir, script)
+}
+
+// shAs runs a shell script in dir as uid:gid with the supplementary
+// groups (comma-separated; none if empty) and returns its output.
+func shAs(uid, gid int, groups, dir, script string) (string, error) {
+	ids := []string{fmt.Sprintf("--reuid=%d", uid), fmt.Sprintf("--regid=%d", gid), "--clear-groups"}
+	if groups != "" {
+		ids[2] = "--groups=" + groups
+	}
+	cmd := exec.Command("setpriv", append(ids, "sh", "-ec", script)...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "HOME=/tmp/apphome", "GIT_AUTHOR_NAME=lab", "GIT_AUTHOR_EMAIL=lab@example.invalid",
 		"GIT_COMMITTER_NAME=lab", "GIT_COMMITTER_EMAIL=lab@example.invalid")

@@ -127,7 +127,7 @@ func fsynced(progress string) int64 {
 }
 
 func writeAsApp(path string, data []byte) error {
-	cmd := exec.Command("setpriv", fmt.Sprintf("--reuid=%d", node.AppUID), fmt.Sprintf("--regid=%d", node.AppUID), "--clear-groups",
+	cmd := exec.Command("setpriv", fmt.Sprintf("--reuid=%d", node.AppUID), fmt.Sprintf("--regid=%d", node.AppGID), "--clear-groups",
 		"sh", "-c", "cat > "+quote(path)+" && sync "+quote(path))
 	cmd.Stdin = bytes.NewReader(data)
 	out, err := cmd.CombinedOutput()
