@@ -221,7 +221,10 @@ func startNasd(t testing.TB, export, state, windows string, extra ...string) *na
 	t.Helper()
 	args := append([]string{"serve", "--export", export, "--state", state, "--windows-dir", windows,
 		"--listen", "127.0.0.1:0", "--portmap-listen", "", "--http-listen", "127.0.0.1:0", "--advertise-port", "0",
-		"--log-level", "debug"}, extra...)
+		"--log-level", "debug",
+		// These tests are about the sync and handles, and call as AUTH_NULL
+		// (or root): no credential checks (TestCredentials* cover them).
+		"--options", "rw,sync,insecure_squash"}, extra...)
 	cmd := exec.Command(nasdBinary(t), args...)
 	stderr, _ := cmd.StderrPipe()
 	start := time.Now()
