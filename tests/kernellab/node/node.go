@@ -11,6 +11,7 @@
 package node
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -317,6 +318,9 @@ func (n *Node) startKnfsd() error {
 	if err := run("rpcbind", "-w"); err != nil {
 		return err
 	}
+	if err := knfsdClientGroups(); err != nil {
+		return err
+	}
 	for _, s := range n.Servers {
 		dir := KnfsdExport(s)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -343,6 +347,26 @@ func (n *Node) startKnfsd() error {
 	}
 	n.KnfsdOn = true
 	return nil
+}
+
+// knfsdClientGroups makes the guest's rpc.mountd use the groups the
+// client sends (the knfsd default, and what nasd does), not the server's
+// user database: Debian's /etc/nfs.conf sets manage-gids=y, which gives a
+// uid the server does not know no supplementary groups. A guest-only
+// copy of the file is bound over it.
+func knfsdClientGroups() error {
+	b, err := os.ReadFile("/etc/nfs.conf")
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	cp := "/run/lab/nfs.conf"
+	if err := os.WriteFile(cp, bytes.ReplaceAll(b, []byte("\nmanage-gids=y"), []byte("\nmanage-gids=n")), 0o644); err != nil {
+		return err
+	}
+	return run("mount", "--bind", cp, "/etc/nfs.conf")
 }
 
 // RestartKnfsd stops and starts knfsd's threads, the reference for a server

@@ -43,7 +43,7 @@ p write-0644 sh -c 'echo x >> shared'`,
 p read-0640 cat grouped
 p write-0640 sh -c 'echo x >> grouped'
 p write-0660 sh -c 'echo x >> groupw'`,
-		[]string{"read-0640", "write-0640", "write-0660"}},
+		[]string{"write-0640"}},
 	{"root, squashed", 0, 0, "", `
 p read-0600 cat private
 p write-0600 sh -c 'echo x >> private'
@@ -59,6 +59,7 @@ const probeHelpers = `p() { n=$1; shift; if out=$("$@" 2>&1); then echo "$n: ok 
 func TestCredentialsAsKnfsd(t *testing.T) {
 	// The member probe gets the app's group as a supplementary group.
 	credentialProbes[1].groups = strconv.Itoa(node.AppGID)
+	granted := map[string][]string{"a member of the app's group": {"read-0640", "write-0660"}, "another uid": {"read-0644"}}
 	for _, s := range lab.Servers {
 		if s.ReadOnly {
 			continue
@@ -83,6 +84,9 @@ func TestCredentialsAsKnfsd(t *testing.T) {
 					line := lineOf(out, step)
 					assert.True(t, strings.Contains(line, "denied") || strings.Contains(line, "not permitted"),
 						"%s/%s: %s %s: %q", s.Name, tg.name, pr.who, step, line)
+				}
+				for _, step := range granted[pr.who] {
+					assert.True(t, strings.HasPrefix(lineOf(out, step), step+": ok"), "%s/%s: %s %s: %q", s.Name, tg.name, pr.who, step, lineOf(out, step))
 				}
 			}
 			got := sh(t, dir, "cat private")
