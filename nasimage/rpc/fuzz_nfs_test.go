@@ -11,9 +11,11 @@ import (
 // FuzzNFSArgs sends NFSv3 calls with an authentic handle and arbitrary
 // arguments through the front door to go-nfs: whatever a client sends,
 // the server answers and keeps serving (a panic in go-nfs would end the
-// process).
+// process). Credentials are checked (a proc byte of 128 or more calls as
+// uid 1000, else AUTH_NULL), so their decoding is fuzzed too.
 func FuzzNFSArgs(f *testing.F) {
-	srv := nfstest.Start(f, nfstest.Options{})
+	srv := nfstest.Start(f, nfstest.Options{Credentials: true})
+	os.Chmod(srv.Dir, 0o777)
 	os.WriteFile(filepath.Join(srv.Dir, "file"), []byte("content"), 0o644)
 	os.Mkdir(filepath.Join(srv.Dir, "dir"), 0o755)
 	c := nfstest.DialRaw(f, srv.Addr, "")
@@ -26,7 +28,13 @@ func FuzzNFSArgs(f *testing.F) {
 	f.Add(uint8(14), []byte(append(nfstest.XDR{}.Opaque(root), 0, 0, 0, 1, 'l', 0, 0, 0))) // LINK root into root as "l"
 	f.Fuzz(func(t *testing.T, proc uint8, args []byte) {
 		p := uint32(proc%21) + 1
-		rep, err := c.Call(100003, 3, p, append(nfstest.XDR{}.Opaque(root), args...))
+		call := c.Call
+		if proc >= 128 {
+			call = func(prog, vers, proc uint32, args []byte) (nfstest.Reply, error) {
+				return c.CallAs(1000, 1000, prog, vers, proc, args)
+			}
+		}
+		rep, err := call(100003, 3, p, append(nfstest.XDR{}.Opaque(root), args...))
 		if err != nil {
 			t.Fatalf("proc %d: no answer: %v", p, err)
 		}

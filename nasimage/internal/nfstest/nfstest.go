@@ -41,6 +41,9 @@ type Options struct {
 	RecordTimeout time.Duration
 	// Listener, if set, is served instead of a new loopback listener.
 	Listener net.Listener
+	// Credentials turns on the front door's credential checks (as nasd
+	// does unless insecure_squash); off, every caller may do anything.
+	Credentials bool
 }
 
 // Server is a running front door + handler on loopback.
@@ -85,9 +88,13 @@ func Start(t testing.TB, o Options) *Server {
 		}
 	}
 	reg := prometheus.NewRegistry()
+	export := rpc.Export{Path: o.ExportPath, Networks: o.Networks, ReadOnly: opts.ReadOnly}
+	if o.Credentials {
+		export.Access = opts.Mapping()
+	}
 	front := rpc.NewServer(rpc.Config{
 		NFSPort:       l.Addr().(*net.TCPAddr).Port,
-		Export:        rpc.Export{Path: o.ExportPath, Networks: o.Networks, ReadOnly: opts.ReadOnly},
+		Export:        export,
 		Handler:       h,
 		Handles:       h,
 		Commit:        h.Commit,
