@@ -113,5 +113,6 @@ func measure(b *testing.B, limit int, one func(i int) time.Duration) {
 	b.ReportMetric(pct(0.5), "p50-ms")
 	b.ReportMetric(pct(0.99), "p99-ms")
 	b.ReportMetric(float64(d[len(d)-1])/1e6, "max-ms")
+	b.ReportMetric(float64(n), "changes") // b.N is printed too, but at most limit were measured
 	b.ReportMetric(0, "ns/op")
 }
