@@ -80,7 +80,7 @@ func editServer(name string, edit func(s map[string]any)) func(cfg map[string]st
 // change was planned as an in-place update that failed halfway.)
 func TestProductionRefusesReplacingChangesWithTheMigrationPath(t *testing.T) {
 	cfg := loadStack(t, "ocp")
-	withKubeconfig(t, cfg.KubeContext) // up checks the context first
+	withKubeconfig(t, cfg.KubeContext)     // up checks the context first
 	srv := cfg.Servers[len(cfg.Servers)-1] // any server: the last one
 	cases := []struct {
 		field   string
