@@ -42,6 +42,7 @@ type Placement interface {
 // Served is what a placement gives a NasServer for one server.
 type Served struct {
 	NFSServer            pulumi.StringOutput // the PV's nfs.server
+	DependsOn            []pulumi.Resource   // what the PV waits for (the Service owning the address)
 	NodePort             pulumi.IntPtrOutput // nil output where there is none
 	PortmapperNodePort   pulumi.IntPtrOutput
 	ExternalMountCommand string
@@ -97,9 +98,14 @@ func (p *inCluster) Serve(ctx *pulumi.Context, srv spec.Server, v Volume, child 
 		return Served{}, err
 	}
 	return Served{
-		// The PV follows the Service's clusterIP output (not the config
-		// literal), so it is created after the Service that owns the address.
-		NFSServer:            svc.Spec.ClusterIP().Elem(),
+		// The configured clusterIP, not the Service's output: a replaced
+		// Service (a new nasNamespace) then leaves the PV alone, where an
+		// output unknown until the new Service exists made the engine delete
+		// the PV first (an immutable field "might change"), which then hung
+		// Terminating under its bound claim. The PV still waits for the
+		// Service that owns the address (DependsOn).
+		NFSServer:            pulumi.String(cs.ClusterIP).ToStringOutput(),
+		DependsOn:            []pulumi.Resource{svc},
 		NodePort:             pulumi.IntPtr(cs.NodePort).ToIntPtrOutput(),
 		PortmapperNodePort:   pulumi.IntPtr(cs.PortmapperNodePort).ToIntPtrOutput(),
 		ExternalMountCommand: ExternalMountCommand(v, NodeIPPlaceholder, cs.NodePort),
