@@ -432,6 +432,7 @@ spec:
 	up := exec.Command("pulumi", "up", "--stack", "dev", "--yes", "--skip-preview", "--non-interactive")
 	up.Dir, up.Env, up.Stdout, up.Stderr = p.dir, p.env, f, f
 	require.NoError(t, up.Start())
+	started := time.Now()
 	done := make(chan error, 1)
 	go func() { done <- up.Wait() }()
 
@@ -457,6 +458,7 @@ spec:
 	assert.Contains(t, field(pvc, "metadata", "finalizers"), "kubernetes.io/pvc-protection", "the claim is held by its pod")
 
 	// The app stops: the replacement goes on.
+	t.Logf("up waits for the claim while its pod runs (%s since up started)", time.Since(started).Round(time.Second))
 	out, err = kubectl(t, "delete", "-f", pod, "--grace-period=0", "--force")
 	require.NoError(t, err, out)
 	select {
@@ -464,6 +466,7 @@ spec:
 		b, _ := os.ReadFile(log)
 		require.NoError(t, err, "%s", b)
 		assert.Contains(t, string(b), replaceMessage)
+		t.Logf("up finished %s after it started", time.Since(started).Round(time.Second))
 	case <-time.After(5 * time.Minute):
 		_ = up.Process.Kill()
 		t.Fatal("up did not finish after the pod was gone")
