@@ -77,7 +77,7 @@ preflight-dev:
 ## never be deployed.
 program:
 	@echo "make: compiling the program (go build .; the first build compiles the Pulumi SDKs, minutes on 2 cores)..." >&2
-	@start=$$(date +%s); $(GO) build -o bin/nas-topology . && echo "make: program compiled in $$(( $$(date +%s) - start )) s; pulumi's own build is now a link" >&2
+	@$(GO) build -o bin/nas-topology . && echo "make: program compiled in $$SECONDS s; pulumi's own build is now a link" >&2
 
 ## up: THE main job: build the dev topology on Minikube (see README for the Minikube setup)
 up: need-pulumi preflight-dev stacks program
