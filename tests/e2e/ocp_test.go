@@ -61,9 +61,13 @@ func TestOCPAdoptsProtectsAndReportsDrift(t *testing.T) {
 
 	p := newProject(t)
 	p.initStack("ocp")
+	// The preview says how many volumes it imports and creates: without
+	// adopt it would create all of them (it used to say only "+23 to
+	// create"), and says how to adopt them instead.
+	out = p.pulumi("preview", "--stack", "ocp")
+	assert.Contains(t, out, fmt.Sprintf("external: 0 PVs/PVCs to import, %d to create (external.adopt is false)", volumes))
+	assert.Contains(t, out, "set external.adopt: true to import them instead")
 	p.pulumi("config", "set", "--stack", "ocp", "--path", "nas-topology:external.adopt", "true")
-
-	// The preview says how many volumes it imports and creates.
 	out = p.pulumi("preview", "--stack", "ocp")
 	assert.Contains(t, out, fmt.Sprintf("external: %d PVs/PVCs to import (external.adopt: true), 0 to create", volumes))
 
