@@ -11,7 +11,7 @@ FUZZTIME ?= 15s
 # the config, so an empty one is fine unless you add some.
 export PULUMI_CONFIG_PASSPHRASE ?=
 
-.PHONY: test deps vet unit fuzz bench bench-nfs up preview-dev preview-ocp parity stacks e2e drift lab lab-deps lab-bench need-pulumi preflight-dev
+.PHONY: test deps vet unit fuzz bench bench-nfs up preview-dev preview-ocp parity stacks e2e drift lab lab-deps lab-bench need-pulumi preflight-dev program
 
 ## test: everything a clean checkout must pass (installs its apt deps when run as root)
 test: deps vet unit fuzz
@@ -69,14 +69,24 @@ preflight-dev:
 	@$(GO) build -o bin/preflight ./cmd/preflight
 	@bin/preflight dev
 
+## program: compile the Pulumi program ahead of pulumi, as a visible step.
+## The first build compiles the Pulumi and Kubernetes SDKs (minutes on 2
+## cores; pulumi showed only dots meanwhile); the language host's own
+## `go build` of the same package then finds everything in Go's build cache
+## and only links. bin/nas-topology is not run by pulumi: a stale binary can
+## never be deployed.
+program:
+	@echo "make: compiling the program (go build .; the first build compiles the Pulumi SDKs, minutes on 2 cores)..." >&2
+	@$(GO) build -o bin/nas-topology . && echo "make: program compiled in $$SECONDS s; pulumi's own build is now a link" >&2
+
 ## up: THE main job: build the dev topology on Minikube (see README for the Minikube setup)
-up: need-pulumi preflight-dev stacks
+up: need-pulumi preflight-dev stacks program
 	$(PULUMI) up --stack dev --config-file $(call STACKCONF,dev) $(ARGS)
 
-preview-dev: stacks
+preview-dev: stacks program
 	$(PULUMI) preview --stack dev --config-file $(call STACKCONF,dev) $(ARGS)
 
-preview-ocp: stacks
+preview-ocp: stacks program
 	$(PULUMI) preview --stack ocp --config-file $(call STACKCONF,ocp) $(ARGS)
 
 ## parity: the real previews of dev and ocp plan identical PVs/PVCs but for nfs.server (needs pulumi; no cluster)
@@ -84,7 +94,7 @@ parity:
 	tools/parity/preview.sh
 
 ## drift: PV/PVC fields where live production differs from the shared definition (needs the ocp cluster)
-drift: stacks
+drift: stacks program
 	$(PULUMI) preview --stack ocp --config-file $(call STACKCONF,ocp) --refresh --json --non-interactive $(ARGS) | $(GO) run ./tools/parity/cmd/driftreport
 
 ## e2e: real pulumi CLI + Kubernetes provider + local API server (../shared/toolchain)

@@ -18,11 +18,28 @@ import (
 // some registry happens to serve (docker.io/library/nasd was Docker Hub's).
 const ImageRepository = "nas-topology.invalid/nasd"
 
-// buildImage builds the nasd image once per process. The module is found
-// from the working directory: the project directory when pulumi runs the program.
-var buildImage = sync.OnceValues(func() (*image.Result, error) {
-	return image.Build(context.Background(), image.Options{Repository: ImageRepository})
-})
+// buildImage builds the nasd image for the nodes' architecture, once per
+// process and architecture. The module is found from the working directory:
+// the project directory when pulumi runs the program. ctx is the program's:
+// a cancelled `pulumi up` (Ctrl-C) stops the build.
+func buildImage(ctx context.Context, arch string) (*image.Result, error) {
+	builtMu.Lock()
+	defer builtMu.Unlock()
+	if res, ok := built[arch]; ok {
+		return res, nil
+	}
+	res, err := image.Build(ctx, image.Options{Repository: ImageRepository, GoArch: arch})
+	if err != nil {
+		return nil, err
+	}
+	built[arch] = res
+	return res, nil
+}
+
+var (
+	builtMu sync.Mutex
+	built   = map[string]*image.Result{}
+)
 
 // PullPolicy is the imagePullPolicy that fits how the image reaches the
 // node: a loaded image (minikube, containerd, or the built one unloaded with
@@ -47,12 +64,12 @@ func resolveImage(ctx *pulumi.Context, c *spec.Cluster) (string, error) {
 	if c.ImageLoader == image.LoaderNone && c.Image != "" {
 		return c.Image, nil // a prebuilt reference
 	}
-	res, err := buildImage()
+	res, err := buildImage(ctx.Context(), c.NodeArch)
 	if err != nil {
 		return "", fmt.Errorf("building the nasd image: %w", err)
 	}
-	_ = ctx.Log.Info(fmt.Sprintf("nasd image %s (%s, %.1f MB, cached: %v)",
-		res.Reference, res.Digest, float64(res.Size)/1e6, res.Cached), nil)
+	_ = ctx.Log.Info(fmt.Sprintf("nasd image %s (linux/%s, %s, %.1f MB, cached: %v)",
+		res.Reference, res.GoArch, res.Digest, float64(res.Size)/1e6, res.Cached), nil)
 	opts := image.LoadOptions{MinikubeProfile: c.MinikubeProfile, Registry: c.ImageRegistry, Output: io.Discard}
 	if ctx.DryRun() {
 		// Preview: the reference up will use, without touching the cluster.

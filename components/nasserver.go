@@ -79,7 +79,7 @@ func NewNasServer(ctx *pulumi.Context, name string, args *NasServerArgs, opts ..
 	s.NFSURL = pulumi.String(served.NFSURL).ToStringOutput()
 
 	pvOpts, pvcOpts := place.VolumeOptions(s.Volume)
-	pvOpts = append(pvOpts, pulumi.ReplaceOnChanges(PVReplaceOnChanges))
+	pvOpts = append(pvOpts, pulumi.ReplaceOnChanges(PVReplaceOnChanges), pulumi.DependsOn(served.DependsOn))
 	pv, err := corev1.NewPersistentVolume(ctx, name, s.Volume.PersistentVolumeArgs(nfsServer), append(child, pvOpts...)...)
 	if err != nil {
 		return nil, err

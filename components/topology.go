@@ -94,6 +94,21 @@ func Deploy(ctx *pulumi.Context, cfg *spec.Config) (*Topology, error) {
 
 // DeployTo is Deploy with a prepared placement.
 func DeployTo(ctx *pulumi.Context, cfg *spec.Config, place Placement) (*Topology, error) {
+	// What this run does to the volumes the stack deployed, before anything
+	// is registered: a placement may refuse it.
+	next, order := map[string]Deployed{}, []string{}
+	for _, srv := range cfg.Servers {
+		next[srv.Name] = Deployed{Volume: VolumeFor(cfg.Shared, srv), NFSServer: place.Address(srv)}
+		order = append(order, srv.Name)
+	}
+	prev, err := previousDeployed(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := place.Review(ctx, ChangesOf(prev, next, order)); err != nil {
+		return nil, err
+	}
+
 	providerArgs := &kubernetes.ProviderArgs{}
 	if cfg.KubeContext != "" {
 		providerArgs.Context = pulumi.String(cfg.KubeContext)
@@ -148,6 +163,7 @@ func DeployTo(ctx *pulumi.Context, cfg *spec.Config, place Placement) (*Topology
 	ctx.Export("target", pulumi.String(string(cfg.Target)))
 	ctx.Export("servers", servers)
 	ctx.Export("volumeSpecDigest", pulumi.String(topo.VolumeSpecDigest))
+	ctx.Export(DeployedOutput, deployedOutputs(next))
 	return topo, nil
 }
 

@@ -145,7 +145,11 @@ func DeploymentArgs(namespace string, srv spec.Server, c *spec.Cluster) *appsv1.
 			Template: &corev1.PodTemplateSpecArgs{
 				Metadata: &metav1.ObjectMetaArgs{Labels: labels},
 				Spec: &corev1.PodSpecArgs{
-					AutomountServiceAccountToken:  pulumi.Bool(false), // nasd never talks to the API
+					AutomountServiceAccountToken: pulumi.Bool(false), // nasd never talks to the API
+					// nasd is built for one architecture: a node of another
+					// leaves the pod Pending and says why, instead of
+					// "exec format error" in a crash loop.
+					NodeSelector:                  pulumi.StringMap{"kubernetes.io/arch": pulumi.String(c.NodeArch), "kubernetes.io/os": pulumi.String("linux")},
 					TerminationGracePeriodSeconds: pulumi.Int(gracePeriod),
 					SecurityContext: &corev1.PodSecurityContextArgs{
 						RunAsNonRoot:   pulumi.Bool(true),

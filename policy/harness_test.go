@@ -58,12 +58,16 @@ const typeDeployment = "kubernetes:apps/v1:Deployment"
 // recorder is a mock resource monitor that keeps what the program registers,
 // in the shape the engine hands a policy pack.
 type recorder struct {
-	stack string
-	mu    sync.Mutex
-	res   []policyx.AnalyzerResource
+	previous map[string]any // the stack's outputs of its last run (StackReference to itself)
+	stack    string
+	mu       sync.Mutex
+	res      []policyx.AnalyzerResource
 }
 
 func (r *recorder) NewResource(args pulumi.MockResourceArgs) (string, resource.PropertyMap, error) {
+	if args.TypeToken == testenv.StackReferenceType {
+		return testenv.StackReference(args, r.previous)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.res = append(r.res, policyx.AnalyzerResource{

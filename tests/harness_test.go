@@ -18,6 +18,7 @@ import (
 
 	"github.com/nas-topology/nas-topology/components"
 	"github.com/nas-topology/nas-topology/components/spec"
+	"github.com/nas-topology/nas-topology/tests/testenv"
 )
 
 // registered is one resource the program registered, with the inputs it sent.
@@ -37,11 +38,15 @@ type registered struct {
 
 // recorder is a pulumi mock monitor that keeps every registration.
 type recorder struct {
+	previous  map[string]any // the stack's outputs of its last run (StackReference to itself)
 	mu        sync.Mutex
 	resources []registered
 }
 
 func (r *recorder) NewResource(args pulumi.MockResourceArgs) (string, resource.PropertyMap, error) {
+	if args.TypeToken == testenv.StackReferenceType {
+		return testenv.StackReference(args, r.previous)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	reg := registered{Type: args.TypeToken, Name: args.Name, Inputs: args.Inputs, ImportID: args.ID}
@@ -108,6 +113,15 @@ func runStackIn(t *testing.T, dir, stack string, edit func(cfg map[string]string
 // shared config was changed by edit: what a developer's edit of Pulumi.yaml does.
 func runEditedProject(t *testing.T, stack string, edit func(shared map[string]string)) *run {
 	t.Helper()
+	r, err := runStackIn(t, editedProject(t, stack, edit), stack, nil)
+	require.NoError(t, err)
+	return r
+}
+
+// editedProject is a copy of the project's Pulumi.yaml, its shared config
+// changed by edit, and the stack file: the directory the program runs in.
+func editedProject(t *testing.T, stack string, edit func(shared map[string]string)) string {
+	t.Helper()
 	shared, err := spec.ProjectConfig(projectDir(t))
 	require.NoError(t, err)
 	edit(shared)
@@ -126,9 +140,7 @@ func runEditedProject(t *testing.T, stack string, edit func(shared map[string]st
 	stackFile, err := os.ReadFile(filepath.Join(projectDir(t), "Pulumi."+stack+".yaml"))
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "Pulumi."+stack+".yaml"), stackFile, 0o644))
-	r, err := runStackIn(t, dir, stack, nil)
-	require.NoError(t, err)
-	return r
+	return dir
 }
 
 func runWithConfig(t *testing.T, dir, stack string, cfg map[string]string) (*run, error) {
@@ -141,7 +153,14 @@ func runWithConfig(t *testing.T, dir, stack string, cfg map[string]string) (*run
 // runMode runs the program as a preview (dryRun) or an update.
 func runMode(t *testing.T, dir, stack string, cfg map[string]string, dryRun bool) (*run, error) {
 	t.Helper()
-	r := &run{recorder: &recorder{}, outputs: map[string]map[string]any{}}
+	return runAfter(t, dir, stack, cfg, dryRun, nil)
+}
+
+// runAfter runs the program on a stack whose last run exported previous
+// (what the program reads back through a StackReference to its own stack).
+func runAfter(t *testing.T, dir, stack string, cfg map[string]string, dryRun bool, previous map[string]any) (*run, error) {
+	t.Helper()
+	r := &run{recorder: &recorder{previous: previous}, outputs: map[string]map[string]any{}}
 	withConfig := func(info *pulumi.RunInfo) { info.Config = maps.Clone(cfg); info.DryRun = dryRun }
 	var mu sync.Mutex
 	var resolved sync.WaitGroup // applies are not awaited by RunErr

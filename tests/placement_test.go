@@ -23,6 +23,8 @@ func (p fixedAddress) Serve(_ *pulumi.Context, _ spec.Server, _ components.Volum
 func (fixedAddress) VolumeOptions(components.Volume) (pv, pvc []pulumi.ResourceOption) {
 	return []pulumi.ResourceOption{pulumi.Protect(true)}, nil
 }
+func (p fixedAddress) Address(spec.Server) string                            { return p.addr }
+func (fixedAddress) Review(*pulumi.Context, []components.VolumeChange) error { return nil }
 
 func TestAPlacementIsOneType(t *testing.T) {
 	raw, err := spec.MergedConfig(projectDir(t), "dev")

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/nas-topology/nas-topology/components/spec"
+	"github.com/nas-topology/nas-topology/nasimage/image"
 )
 
 // withoutNFSServer is a PV's inputs as plain data, minus spec.nfs.server: the
@@ -499,5 +500,42 @@ func TestFilesOwnerReachesNasd(t *testing.T) {
 		if assert.Error(t, err, bad) {
 			assert.Contains(t, err.Error(), "cluster.filesOwner", bad)
 		}
+	}
+}
+
+// The image is built for the nodes' architecture (cluster.nodeArch, default
+// this machine's) and the pods select nodes of it: the image used to be
+// amd64 only, which an arm64 Minikube cannot run.
+func TestImageFollowsTheNodeArchitecture(t *testing.T) {
+	run := func(arch string) (map[string]string, map[string]string) {
+		r := mustRun(t, "dev", func(cfg map[string]string) {
+			if arch != "" {
+				cfg[spec.KeyCluster] = strings.Replace(cfg[spec.KeyCluster], `{`, `{"nodeArch":"`+arch+`",`, 1)
+			}
+		})
+		images, selectors := map[string]string{}, map[string]string{}
+		for name, d := range r.ofType(typeDeployment) {
+			pod := path(d.Inputs, "spec", "template", "spec")
+			images[name] = pod.ObjectValue()["containers"].ArrayValue()[0].ObjectValue()["image"].StringValue()
+			selectors[name] = path(pod.ObjectValue(), "nodeSelector", "kubernetes.io/arch").StringValue()
+		}
+		require.ElementsMatch(t, committed(t).names(), keys(images))
+		return images, selectors
+	}
+	byArch := map[string]string{}
+	for _, arch := range image.Arches {
+		images, selectors := run(arch)
+		for name := range images {
+			assert.Equal(t, arch, selectors[name], "%s: pods select %s nodes", name, arch)
+			assert.Equal(t, images[name], images[committed(t).names()[0]], "%s: one image", name)
+		}
+		for other, ref := range byArch {
+			assert.NotEqual(t, ref, images[committed(t).names()[0]], "the %s and %s images differ", other, arch)
+		}
+		byArch[arch] = images[committed(t).names()[0]]
+	}
+	_, selectors := run("")
+	for name, got := range selectors {
+		assert.Equal(t, spec.DefaultNodeArch, got, "%s: default node architecture", name)
 	}
 }

@@ -165,4 +165,7 @@ func (c *Cluster) applyDefaults() {
 	if c.ImageLoader == "" {
 		c.ImageLoader = DefaultImageLoader
 	}
+	if c.NodeArch == "" {
+		c.NodeArch = DefaultNodeArch
+	}
 }

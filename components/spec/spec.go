@@ -6,6 +6,7 @@
 package spec
 
 import (
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -106,6 +107,11 @@ type Cluster struct {
 	// the Deployments run the image built from this checkout. After
 	// components.Run it holds the reference the Deployments run.
 	Image string `json:"image"`
+	// NodeArch is the architecture of the cluster's nodes (amd64, arm64): the
+	// nasd binary and image are built for it, and the pods select nodes of
+	// it. Default: the architecture of the machine running Pulumi, which is
+	// Minikube's node's (DefaultNodeArch).
+	NodeArch string `json:"nodeArch"`
 	// ServiceCIDR is the cluster's Service range; fixed clusterIPs must be in it.
 	ServiceCIDR string `json:"serviceCIDR"`
 	// ExportSizeLimit bounds the disk-backed emptyDir holding the export copy.
@@ -188,6 +194,16 @@ const (
 	DefaultRunAsUser       = 65532
 	DefaultImageLoader     = image.LoaderMinikube
 )
+
+// DefaultNodeArch is the node architecture when cluster.nodeArch is unset:
+// this machine's when nasd can be built for it (Minikube's node runs on it,
+// as a VM or container of the same architecture), else amd64.
+var DefaultNodeArch = func() string {
+	if slices.Contains(image.Arches, runtime.GOARCH) {
+		return runtime.GOARCH
+	}
+	return image.DefaultGoArch
+}()
 
 // NodePortMin and NodePortMax bound a Service nodePort (kube-apiserver's
 // default --service-node-port-range, Minikube's too).

@@ -170,6 +170,9 @@ func validateCluster(c *Cluster, servers []Server, e *errs) {
 	case c.Image != "" && c.ImageLoader != image.LoaderNone:
 		e.add(key+".image", "a prebuilt image is only used with imageLoader none; with %q the image is built from nasimage/ (remove image, or set imageLoader: none)", c.ImageLoader)
 	}
+	if !slices.Contains(image.Arches, c.NodeArch) {
+		e.add(key+".nodeArch", "unknown node architecture %q: nasd is built for %v", c.NodeArch, image.Arches)
+	}
 	if strings.ContainsAny(c.Image, " \t\n") {
 		e.add(key+".image", "%q is not an image reference", c.Image)
 	}

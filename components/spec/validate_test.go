@@ -195,6 +195,9 @@ func TestValidationNamesTheField(t *testing.T) {
 		{"unknown image loader", "dev", func(t *testing.T, c map[string]string) {
 			edit(t, c, KeyCluster, func(o *obj) { (*o)["imageLoader"] = "docker" })
 		}, "cluster.imageLoader", ""},
+		{"unknown node architecture", "dev", func(t *testing.T, c map[string]string) {
+			edit(t, c, KeyCluster, func(o *obj) { (*o)["nodeArch"] = "x86_64" })
+		}, "cluster.nodeArch", ""},
 		{"registry loader without a registry", "dev", func(t *testing.T, c map[string]string) {
 			edit(t, c, KeyCluster, func(o *obj) { (*o)["imageLoader"] = "registry" })
 		}, "cluster.imageRegistry", ""},

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 )
@@ -35,6 +36,10 @@ const (
 	// keepEntries bounds the cache: older entries are removed after a build.
 	keepEntries = 6
 )
+
+// Arches are the architectures nasd is built and tested for (GOARCH names,
+// the same as Kubernetes' kubernetes.io/arch node label).
+var Arches = []string{"amd64", "arm64"}
 
 // buildFlags are the `go build` flags that make the binary reproducible and
 // small: no absolute paths, no VCS stamp, no symbol table/DWARF, no build id.
@@ -161,6 +166,9 @@ func (o Options) withDefaults() (Options, error) {
 	if o.GoArch == "" {
 		o.GoArch = DefaultGoArch
 	}
+	if !slices.Contains(Arches, o.GoArch) {
+		return o, fmt.Errorf("nasd image: GOARCH %q is not one of %v", o.GoArch, Arches)
+	}
 	if o.Repository == "" {
 		o.Repository = DefaultRepository
 	}
@@ -272,9 +280,13 @@ func goBuild(ctx context.Context, goCmd, moduleDir, goArch, out string) error {
 	cmd := exec.CommandContext(ctx, goCmd, args...)
 	cmd.Dir = moduleDir
 	cmd.Env = buildEnv(goArch)
+	killGroupOnCancel(cmd)
 	var output bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &output, &output
 	if err := cmd.Run(); err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("go build %s (GOARCH=%s): %w", NasdPackage, goArch, context.Cause(ctx))
+		}
 		return fmt.Errorf("go build %s (GOARCH=%s): %w\n%s", NasdPackage, goArch, err, strings.TrimSpace(output.String()))
 	}
 	return nil

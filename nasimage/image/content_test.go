@@ -3,6 +3,7 @@ package image
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"debug/elf"
 	"errors"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
@@ -208,5 +210,79 @@ func TestLayerTarDeterministic(t *testing.T) {
 	b, _ := layerTar([]byte("binary"))
 	if !bytes.Equal(a, b) {
 		t.Error("layerTar is not deterministic")
+	}
+}
+
+// Every architecture nasd is built for: the image config's platform and
+// the ELF machine of /nasd are that architecture's (cross-compiled: the
+// binary is static Go).
+func TestImageForEachArch(t *testing.T) {
+	machines := map[string]elf.Machine{"amd64": elf.EM_X86_64, "arm64": elf.EM_AARCH64}
+	variants := map[string]string{"amd64": "", "arm64": "v8"}
+	sharedImage(t) // the snapshot
+	for _, arch := range Arches {
+		t.Run(arch, func(t *testing.T) {
+			res, err := Build(context.Background(), Options{ModuleDir: snapshotDir(), CacheDir: filepath.Join(testRoot, "cache"), GoArch: arch})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.GoArch != arch {
+				t.Errorf("GoArch %q", res.GoArch)
+			}
+			img, err := openImage(res)
+			if err != nil {
+				t.Fatal(err)
+			}
+			nasd := checkImage(t, img, res) // platform linux/<arch>
+			cf, err := img.ConfigFile()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cf.Variant != variants[arch] {
+				t.Errorf("variant %q, want %q", cf.Variant, variants[arch])
+			}
+			f, err := elf.NewFile(bytes.NewReader(nasd))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, ok := machines[arch]
+			if !ok {
+				t.Fatalf("no ELF machine known for %s: add it here", arch)
+			}
+			if f.Machine != want {
+				t.Errorf("/nasd machine %s, want %s", f.Machine, want)
+			}
+		})
+	}
+	if _, err := Build(context.Background(), Options{ModuleDir: snapshotDir(), CacheDir: t.TempDir(), GoArch: "riscv64"}); err == nil {
+		t.Error("an architecture nasd is not built for was accepted")
+	}
+}
+
+// A cancelled build stops (the go tool and its compilers with it), reports
+// the cancellation, and leaves no cache entry.
+func TestBuildHonoursCancellation(t *testing.T) {
+	sharedImage(t)
+	cache := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	// Cancel once the go build has started: its process is in the cache's
+	// temp directory's build, so wait for that directory to appear.
+	go func() {
+		for {
+			entries, _ := os.ReadDir(cache)
+			if len(entries) > 0 {
+				cancel()
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	_, err := Build(ctx, Options{ModuleDir: snapshotDir(), CacheDir: cache, Version: "cancelled"})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Build after cancel: %v, want context.Canceled", err)
+	}
+	entries, _ := os.ReadDir(cache)
+	for _, e := range entries {
+		t.Errorf("cache entry %s left after a cancelled build", e.Name())
 	}
 }

@@ -43,4 +43,7 @@ func TestMakeStacksKeepsTheStackFilesAndSelectsDev(t *testing.T) {
 	stdout, stderr, err := p.run("make", "-s", "preview-ocp", "ARGS=--json --non-interactive")
 	require.NoError(t, err, stderr)
 	assert.True(t, json.Valid([]byte(stdout)), "ARGS=--json reached pulumi preview:\n%s", stdout)
+	// The program is compiled ahead of pulumi, and says so (on stderr).
+	assert.Contains(t, stderr, "make: compiling the program")
+	assert.Regexp(t, `make: program compiled in \d+ s`, stderr)
 }

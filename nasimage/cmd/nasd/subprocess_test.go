@@ -155,11 +155,25 @@ func TestSubprocessRestartKeepsHandles(t *testing.T) {
 // portmapper on port 111 (ours) and traverses exports (MOUNT EXPORT). The
 // export path is not "/" (libnfs splits nfs://host/file into an empty
 // export, which its export traversal refuses, against any server).
+//
+// Port 111 is the host's to give: the test runs in a network namespace of
+// its own (whatever holds 111 on the host, rpcbind say, is left alone), and
+// only where none can be made on the host's loopback, skipping with the
+// holder's name when 111 is taken there.
 func TestLibnfsDefaultBehaviour(t *testing.T) {
 	nfstest.RequireTool(t, "nfs-ls")
+	handled, inside, why := inOwnNetns(t, "^TestLibnfsDefaultBehaviour$")
+	if handled && !inside {
+		return // it ran, and passed, in its namespace
+	}
+	if !handled {
+		if holder := portHolder(111); holder != "" {
+			t.Skipf("port 111 is held by %s and no network namespace of our own can be made (%v): stop it, or allow unprivileged user namespaces", holder, why)
+		}
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:111")
 	if err != nil {
-		t.Fatalf("port 111 is needed for libnfs's default portmapper lookup and is taken or not allowed (%v): stop rpcbind or run as root", err)
+		t.Fatalf("port 111 is needed for libnfs's default portmapper lookup and is not allowed (%v)", err)
 	}
 	l.Close()
 	export := t.TempDir()
