@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/go-git/go-billy/v5"
@@ -30,6 +31,8 @@ type Handler struct {
 	codec *HandleCodec
 	index *handleIndex
 	lists listingCache
+	files *openFiles
+	syncs atomic.Int64
 }
 
 // NewHandler exports the directory root with opts; key is the handle
@@ -48,12 +51,14 @@ func NewHandler(root string, opts Options, key []byte) (*Handler, error) {
 	}
 	bound := osfs.New(abs, osfs.WithBoundOS())
 	index := newHandleIndex(abs)
+	files := &openFiles{}
 	return &Handler{
 		root:  abs,
-		fs:    &exportFS{Filesystem: bound, root: abs, opts: opts, index: index},
+		fs:    &exportFS{Filesystem: bound, root: abs, opts: opts, index: index, files: files},
 		opts:  opts,
 		codec: NewHandleCodec(key, opts.FSID),
 		index: index,
+		files: files,
 	}, nil
 }
 
@@ -129,6 +134,9 @@ func (h *Handler) InvalidateHandle(billy.Filesystem, []byte) error { return nil 
 
 // Type returns the type bits of the file fh names (rpc.Objects).
 func (h *Handler) Type(fh []byte) (fs.FileMode, error) {
+	if h.files.has(fh) {
+		return 0, nil // only regular files are kept open
+	}
 	_, path, err := h.FromHandle(fh)
 	if err != nil {
 		return 0, err
@@ -192,6 +200,9 @@ func (h *Handler) MountHandle(sub []string) ([]byte, error) {
 
 // Check authenticates a handle without touching the filesystem.
 func (h *Handler) Check(fh []byte) error {
+	if h.files.has(fh) {
+		return nil // decoded when it was opened
+	}
 	_, err := h.codec.Decode(fh)
 	return err
 }

@@ -150,7 +150,7 @@ func (s *Server) nfs(c *conn, call Call, rec []byte, start time.Time) {
 		fail(nfs3ErrNotSupp)
 		return
 	}
-	if call.Proc == nfsProcCommit && s.cfg.Commit != nil {
+	if call.Proc == nfsProcCommit && s.cfg.Commit != nil && s.cfg.Data == nil {
 		if err := s.cfg.Commit(fh); err != nil {
 			s.log.Warn("COMMIT failed", "err", err)
 			fail(nfs3ErrIO)
@@ -196,6 +196,11 @@ func (s *Server) nfs(c *conn, call Call, rec []byte, start time.Time) {
 				s.backends.release(bc, true)
 				return
 			}
+		}
+		if s.cfg.Data != nil && fastProcs[call.Proc] {
+			s.backends.release(bc, true)
+			s.serveFast(c, call, fh, start)
+			return
 		}
 		rep, err := bc.roundTrip(rec)
 		s.backends.release(bc, err == nil)

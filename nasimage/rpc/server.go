@@ -3,6 +3,7 @@ package rpc
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
 	"errors"
 	"io"
 	"log/slog"
@@ -78,9 +79,13 @@ type Config struct {
 	// Backends is the number of go-nfs connections, i.e. how many NFS calls
 	// run at once. Zero means DefaultBackends.
 	Backends int
-	// WriteVerifier is go-nfs's WRITE/COMMIT verifier; it must change when
-	// the server restarts. Zero means random.
+	// WriteVerifier is the WRITE/COMMIT verifier; it must change when
+	// the server restarts, so that clients resend the unstable writes a
+	// crash may have lost. Zero means random (new on every start).
 	WriteVerifier [8]byte
+	// Data, if set, answers READ, WRITE, COMMIT and GETATTR in the front
+	// door (after every check), instead of go-nfs.
+	Data DataPath
 	// MaxConns bounds open client connections (both ports together); a
 	// connection beyond it is closed at once and counted. Zero means
 	// DefaultMaxConns, negative means no limit.
@@ -126,6 +131,7 @@ type Server struct {
 	log      *slog.Logger
 	m        *Metrics
 	backends *backendPool
+	verifier [8]byte
 	mounts   mountTable
 	nfsPort  atomic.Int32
 
@@ -173,7 +179,11 @@ func NewServer(cfg Config) *Server {
 		conns:       map[*conn]struct{}{},
 	}
 	s.nfsPort.Store(int32(cfg.NFSPort))
-	s.backends = newBackendPool(cfg.Handler, cfg.Backends, cfg.WriteVerifier)
+	s.verifier = cfg.WriteVerifier
+	if s.verifier == [8]byte{} {
+		_, _ = rand.Read(s.verifier[:])
+	}
+	s.backends = newBackendPool(cfg.Handler, cfg.Backends, s.verifier)
 	quietGoNFS()
 	return s
 }
@@ -338,7 +348,9 @@ type conn struct {
 	allowed     bool
 	portmapOnly bool
 
-	wmu       sync.Mutex // serializes replies
+	wmu       sync.Mutex  // serializes replies
+	iov       [3][]byte   // send's buffers (under wmu)
+	wbufs     net.Buffers // send's writev (under wmu)
 	inflight  sync.WaitGroup
 	inflightN atomic.Int32
 	slots     chan struct{} // bounds the calls in flight (maxConnCalls)
@@ -453,6 +465,28 @@ func (c *conn) reply(rec ...[]byte) {
 		_ = c.nc.SetWriteDeadline(time.Now().Add(d))
 	}
 	if err := WriteRecord(c.nc, rec...); err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			c.s.m.connErrors.WithLabelValues("reply_timeout").Inc()
+			c.s.log.Info("closing connection: client does not read its replies", "peer", c.peer)
+		}
+		c.closing.Store(true)
+		c.nc.Close()
+	}
+}
+
+// send is reply for a record already framed (parts[0] starts with its
+// record mark): one writev, no allocation.
+func (c *conn) send(parts ...[]byte) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if d := c.s.cfg.RecordTimeout; d > 0 {
+		_ = c.nc.SetWriteDeadline(time.Now().Add(d))
+	}
+	n := copy(c.iov[:], parts)
+	c.wbufs = c.iov[:n:n]
+	_, err := c.wbufs.WriteTo(c.nc)
+	c.iov = [3][]byte{}
+	if err != nil {
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			c.s.m.connErrors.WithLabelValues("reply_timeout").Inc()
 			c.s.log.Info("closing connection: client does not read its replies", "peer", c.peer)
