@@ -207,8 +207,9 @@ func (h *Handler) Check(fh []byte) error {
 	return err
 }
 
-// Commit makes a file's data durable (NFSv3 COMMIT). With `sync` every
-// WRITE is already durable; with `async` this is where data reaches disk.
+// Commit makes a file's data durable (the rpc.Config.Commit hook, for a
+// front door without the data path, where go-nfs writes: with `sync` each
+// of its WRITEs is already durable). The data path's COMMIT is Flush.
 func (h *Handler) Commit(fh []byte) error {
 	if h.opts.Sync || h.opts.ReadOnly {
 		return nil
