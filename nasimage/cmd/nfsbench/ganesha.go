@@ -18,10 +18,16 @@ const (
 )
 
 // startGanesha runs nfs-ganesha (Debian nfs-ganesha + nfs-ganesha-vfs) in
-// the foreground on loopback, exporting a fresh directory over NFSv3 with
-// the VFS FSAL. Ganesha registers with rpcbind, so rpcbind is started too
-// when nothing listens on port 111.
-func startGanesha(root string) (*server, error) {
+// the foreground, exporting a fresh directory over NFSv3 with the VFS FSAL.
+// Ganesha registers with rpcbind, so rpcbind is started too when nothing
+// listens on port 111; both only in a private network namespace (netns),
+// where they bind nothing that other programs use. (Ganesha binds every
+// address: Bind_Addr = 127.0.0.1 fails there, getaddrinfo's AI_ADDRCONFIG
+// finds no address without a non-loopback interface.)
+func startGanesha(root string, netns bool) (*server, error) {
+	if !netns {
+		return nil, errors.New("nfs-ganesha needs its own network namespace (port 111 for rpcbind): run `make bench-nfs` as root")
+	}
 	bin, err := exec.LookPath("ganesha.nfsd")
 	if err != nil {
 		return nil, errors.New("ganesha.nfsd not installed (apt-get install nfs-ganesha nfs-ganesha-vfs rpcbind)")
@@ -58,7 +64,6 @@ NFS_CORE_PARAM {
 	NFS_Port = %d;
 	MNT_Port = %d;
 	Protocols = 3;
-	Bind_Addr = 127.0.0.1;
 	Enable_NLM = false;
 	Enable_RQUOTA = false;
 }
@@ -109,8 +114,9 @@ LOG { Default_Log_Level = WARN; }
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return &server{name: "nfs-ganesha", addr: addr, mountAddr: fmt.Sprintf("127.0.0.1:%d", ganeshaMountPort),
-		dir: dir, exportPath: dir, stop: stopAll}, nil
+	return &server{name: "nfs-ganesha", pid: cmd.Process.Pid, dir: dir,
+		url:  fmt.Sprintf("nfs://127.0.0.1%s?nfsport=%d&mountport=%d&version=3", dir, ganeshaNFSPort, ganeshaMountPort),
+		stop: stopAll}, nil
 }
 
 func listening(addr string) bool {
