@@ -74,16 +74,16 @@ func nfsFailure(xid, proc, status uint32) []byte {
 // statusError lets a Handles implementation choose the NFS status.
 type statusError interface{ NFSStatus() uint32 }
 
-func (s *Server) nfs(c *conn, call Call, rec []byte, start time.Time) {
+func (s *Server) nfs(c *conn, call Call, rec []byte, buf *[]byte, start time.Time) bool {
 	if call.Vers != 3 {
 		s.m.observe("nfs", "-", "PROG_MISMATCH", start)
 		c.reply(progMismatchReply(call.XID, 3, 3))
-		return
+		return false
 	}
 	if call.Proc >= nfsProcCount {
 		s.m.observe("nfs", "-", "PROC_UNAVAIL", start)
 		c.reply(acceptedReply(call.XID, acceptProcUnavail, nil))
-		return
+		return false
 	}
 	proc := nfsProcNames[call.Proc]
 	if !c.allowed {
@@ -92,19 +92,19 @@ func (s *Server) nfs(c *conn, call Call, rec []byte, start time.Time) {
 		s.m.observe("nfs", proc, "AUTH_ERROR", start)
 		c.reply(authErrorReply(call.XID, authTooWeak))
 		c.closing.Store(true)
-		return
+		return false
 	}
 	if call.Proc == nfsProcNull {
 		s.m.observe("nfs", proc, "OK", start)
 		c.reply(successReply(call.XID, nil))
-		return
+		return false
 	}
 	r := xdrReader{buf: call.Args}
 	fh := r.opaque(nfs3FHSize)
 	if r.err != nil || !checkNFSArgs(call.Proc, call.Args) {
 		s.m.observe("nfs", proc, "GARBAGE_ARGS", start)
 		c.reply(acceptedReply(call.XID, acceptGarbageArgs, nil))
-		return
+		return false
 	}
 	fail := func(status uint32) {
 		s.m.observe("nfs", proc, nfsStatusName(status), start)
@@ -117,30 +117,30 @@ func (s *Server) nfs(c *conn, call Call, rec []byte, start time.Time) {
 			status = se.NFSStatus()
 		}
 		fail(status)
-		return
+		return false
 	}
 	names, nameOffs := nameArgs(call.Proc, call.Args)
 	for _, n := range names {
 		if !validName(n) {
 			s.m.observe("nfs", proc, "GARBAGE_ARGS", start)
 			c.reply(acceptedReply(call.XID, acceptGarbageArgs, nil))
-			return
+			return false
 		}
 	}
 	if s.cfg.Export.ReadOnly && nfsMutating[call.Proc] {
 		fail(nfs3ErrROFS)
-		return
+		return false
 	}
 	if call.Proc == nfsProcMknod {
 		// Special files are not supported (the export is synced with
 		// Windows).
 		fail(nfs3ErrNotSupp)
-		return
+		return false
 	}
 	for _, n := range names {
 		if st := dotStatus[call.Proc]; st != 0 && isDot(n) {
 			fail(st)
-			return
+			return false
 		}
 	}
 	obj, _ := s.cfg.Handles.(Objects)
@@ -148,13 +148,13 @@ func (s *Server) nfs(c *conn, call Call, rec []byte, start time.Time) {
 		// Without Objects, no hard links (go-nfs decodes LINK with
 		// SYMLINK's layout, reading lengths out of the name).
 		fail(nfs3ErrNotSupp)
-		return
+		return false
 	}
 	if call.Proc == nfsProcCommit && s.cfg.Commit != nil && s.cfg.Data == nil {
 		if err := s.cfg.Commit(fh); err != nil {
 			s.log.Warn("COMMIT failed", "err", err)
 			fail(nfs3ErrIO)
-			return
+			return false
 		}
 	}
 	if call.Proc == nfsProcWrite {
@@ -172,13 +172,14 @@ func (s *Server) nfs(c *conn, call Call, rec []byte, start time.Time) {
 		<-c.slots
 		s.m.observe("nfs", proc, "SYSTEM_ERR", start)
 		c.reply(acceptedReply(call.XID, acceptSystemErr, nil))
-		return
+		return false
 	}
 	c.inflight.Add(1)
 	c.inflightN.Add(1)
 	s.m.inflight.Inc()
 	go func() {
 		defer c.inflight.Done()
+		defer s.recs.put(buf) // once the call is answered
 		defer func() { <-c.slots }()
 		defer c.inflightN.Add(-1)
 		defer s.m.inflight.Dec()
@@ -220,6 +221,7 @@ func (s *Server) nfs(c *conn, call Call, rec []byte, start time.Time) {
 		s.m.observe("nfs", proc, s.nfsReplyStatus(call.Proc, rep), start)
 		c.reply(rep)
 	}()
+	return true
 }
 
 // clampCounts lowers, in place, the byte counts a client asks READ,

@@ -131,6 +131,7 @@ type Server struct {
 	log      *slog.Logger
 	m        *Metrics
 	backends *backendPool
+	recs     *recBufs
 	verifier [8]byte
 	mounts   mountTable
 	nfsPort  atomic.Int32
@@ -179,6 +180,7 @@ func NewServer(cfg Config) *Server {
 		conns:       map[*conn]struct{}{},
 	}
 	s.nfsPort.Store(int32(cfg.NFSPort))
+	s.recs = newRecBufs(cfg.MaxRecord)
 	s.verifier = cfg.WriteVerifier
 	if s.verifier == [8]byte{} {
 		_, _ = rand.Read(s.verifier[:])
@@ -372,18 +374,21 @@ func (c *conn) serve() {
 	}
 	br := bufio.NewReaderSize(c.nc, 4<<10)
 	for !s.draining.Load() && !c.closing.Load() {
-		rec, err := c.readRecord(br)
+		rec, buf, err := c.readRecord(br)
 		if err != nil {
 			c.readFailed(err)
 			return
 		}
 		call, err := ParseCall(rec)
 		if err != nil {
+			s.recs.put(buf)
 			s.m.connErrors.WithLabelValues("bad_call").Inc()
 			s.log.Warn("closing connection: undecodable RPC call", "peer", c.peer, "err", err)
 			return
 		}
-		c.dispatch(call, rec)
+		if !c.dispatch(call, rec, buf) {
+			s.recs.put(buf)
+		}
 	}
 }
 
@@ -391,7 +396,7 @@ func (c *conn) serve() {
 // to the record timeout for the rest of it. Shutdown wakes the reader by
 // setting a past deadline: draining is checked again after each deadline
 // is set, so a reset here cannot undo it.
-func (c *conn) readRecord(br *bufio.Reader) ([]byte, error) {
+func (c *conn) readRecord(br *bufio.Reader) ([]byte, *[]byte, error) {
 	s := c.s
 	if br.Buffered() == 0 {
 		idle := s.cfg.IdleTimeout
@@ -401,25 +406,25 @@ func (c *conn) readRecord(br *bufio.Reader) ([]byte, error) {
 			idle += backendTimeout
 		}
 		if err := c.setReadDeadline(idle); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if _, err := br.Peek(1); err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) && !s.draining.Load() {
 				s.m.connErrors.WithLabelValues("idle").Inc()
 				s.log.Debug("closing idle connection", "peer", c.peer, "idle", idle)
 			}
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	if err := c.setReadDeadline(s.cfg.RecordTimeout); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	rec, err := ReadRecord(br, s.cfg.MaxRecord)
+	rec, buf, err := s.recs.read(br)
 	if errors.Is(err, os.ErrDeadlineExceeded) && !s.draining.Load() {
 		s.m.connErrors.WithLabelValues("record_timeout").Inc()
 		s.log.Info("closing connection: record not completed in time", "peer", c.peer, "timeout", s.cfg.RecordTimeout)
 	}
-	return rec, err
+	return rec, buf, err
 }
 
 func (c *conn) setReadDeadline(d time.Duration) error {
@@ -497,13 +502,14 @@ func (c *conn) send(parts ...[]byte) {
 }
 
 // dispatch answers one call, in line for the front door's own programs and
-// in a goroutine for calls handed to go-nfs.
-func (c *conn) dispatch(call Call, rec []byte) {
+// in a goroutine for NFS calls. It reports whether that goroutine took the
+// record's buffer (buf, from recBufs.read) and will give it back.
+func (c *conn) dispatch(call Call, rec []byte, buf *[]byte) bool {
 	start := time.Now()
 	if call.RPCVers != 2 {
 		c.s.m.observe("rpc", "-", "RPC_MISMATCH", start)
 		c.reply(rpcMismatchReply(call.XID))
-		return
+		return false
 	}
 	switch {
 	case call.Prog == progPortmap:
@@ -515,11 +521,12 @@ func (c *conn) dispatch(call Call, rec []byte) {
 		c.s.m.observe("mount", proc, status, start)
 		c.reply(rep)
 	case call.Prog == progNFS && !c.portmapOnly:
-		c.s.nfs(c, call, rec, start)
+		return c.s.nfs(c, call, rec, buf, start)
 	default:
 		c.s.m.observe("other", "-", "PROG_UNAVAIL", start)
 		c.reply(acceptedReply(call.XID, acceptProgUnavail, nil))
 	}
+	return false
 }
 
 // addrOf extracts the IP of a connection address.
