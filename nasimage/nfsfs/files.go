@@ -360,15 +360,12 @@ func be32(b []byte) uint32 {
 }
 
 // Attr fills a with the attributes of the file fh names (NFSv3 GETATTR):
-// from the open descriptor when the file is cached, else by path.
+// a regular file is opened into the cache (clients revalidate the files
+// they use with GETATTR, over and over), anything else is read by path.
 func (h *Handler) Attr(fh []byte, a *fattr.Attr) error {
-	if f := h.files.get(fh); f != nil {
-		err := h.statFD(f, a)
-		h.files.put(f)
-		if err != errUnlinked {
-			return err
-		}
-		h.files.drop(f)
+	err := h.withFile(fh, false, func(f *openFile) error { return h.statFD(f, a) })
+	if err == nil {
+		return nil
 	}
 	_, path, err := h.FromHandle(fh)
 	if err != nil {

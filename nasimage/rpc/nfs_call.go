@@ -106,10 +106,7 @@ func (s *Server) nfs(c *conn, call Call, rec []byte, buf *[]byte, start time.Tim
 		c.reply(acceptedReply(call.XID, acceptGarbageArgs, nil))
 		return false
 	}
-	fail := func(status uint32) {
-		s.m.observe("nfs", proc, nfsStatusName(status), start)
-		c.reply(nfsFailure(call.XID, call.Proc, status))
-	}
+	fail := func(status uint32) { s.nfsFail(c, call, status, start) }
 	if err := s.cfg.Handles.Check(fh); err != nil {
 		status := uint32(nfs3ErrBadHandl)
 		var se statusError
@@ -177,51 +174,78 @@ func (s *Server) nfs(c *conn, call Call, rec []byte, buf *[]byte, start time.Tim
 	c.inflight.Add(1)
 	c.inflightN.Add(1)
 	s.m.inflight.Inc()
-	go func() {
-		defer c.inflight.Done()
-		defer s.recs.put(buf) // once the call is answered
-		defer func() { <-c.slots }()
-		defer c.inflightN.Add(-1)
-		defer s.m.inflight.Dec()
-		// Checks that touch the filesystem run here, not in the
-		// connection's reader: a handle that needs an index walk must not
-		// hold up the calls behind it.
-		if obj != nil {
-			if st := s.objectChecks(call, obj, fh, names, nameOffs); st != nfs3OK {
-				s.backends.release(bc, true)
-				fail(st)
-				return
-			}
-			if call.Proc == nfsProcLink {
-				s.nfsLink(c, call, obj, start)
-				s.backends.release(bc, true)
-				return
-			}
-		}
-		if s.cfg.Data != nil && fastProcs[call.Proc] {
-			s.backends.release(bc, true)
-			s.serveFast(c, call, fh, start)
-			return
-		}
-		rep, err := bc.roundTrip(rec)
-		s.backends.release(bc, err == nil)
-		if err != nil {
-			s.log.Error("go-nfs call failed", "proc", proc, "err", err)
-			s.m.observe("nfs", proc, "SYSTEM_ERR", start)
-			c.reply(acceptedReply(call.XID, acceptSystemErr, nil))
-			return
-		}
-		if call.Proc == nfsProcFSInfo {
-			patchFSInfo(rep)
-		}
-		if obj != nil && (call.Proc == 8 || call.Proc == 9 || call.Proc == 10) {
-			created(obj, call, rep)
-		}
-		// Count before replying: whoever sees the reply sees the count.
-		s.m.observe("nfs", proc, s.nfsReplyStatus(call.Proc, rep), start)
-		c.reply(rep)
-	}()
+	c.run(nfsJob{call: call, rec: rec, buf: buf, fh: fh, names: names, nameOffs: nameOffs, obj: obj, bc: bc, start: start})
 	return true
+}
+
+// nfsJob is one NFS call handed from the connection's reader to a worker.
+type nfsJob struct {
+	call     Call
+	rec      []byte
+	buf      *[]byte // rec's recycled buffer
+	fh       []byte
+	names    [][]byte
+	nameOffs []int
+	obj      Objects
+	bc       *backendConn
+	start    time.Time
+}
+
+// nfsRun serves a call in a worker of its connection (see conn.run): the
+// checks that touch the filesystem, then the data path or go-nfs.
+func (s *Server) nfsRun(c *conn, j nfsJob) {
+	call, rec, buf, fh, names, nameOffs, obj, bc, start := j.call, j.rec, j.buf, j.fh, j.names, j.nameOffs, j.obj, j.bc, j.start
+	proc := nfsProcNames[call.Proc]
+	fail := func(status uint32) { s.nfsFail(c, call, status, start) }
+	defer c.inflight.Done()
+	defer s.recs.put(buf) // once the call is answered
+	defer func() { <-c.slots }()
+	defer c.inflightN.Add(-1)
+	defer s.m.inflight.Dec()
+	// Checks that touch the filesystem run here, not in the
+	// connection's reader: a handle that needs an index walk must not
+	// hold up the calls behind it.
+	if obj != nil {
+		if st := s.objectChecks(call, obj, fh, names, nameOffs); st != nfs3OK {
+			s.backends.release(bc, true)
+			fail(st)
+			return
+		}
+		if call.Proc == nfsProcLink {
+			s.nfsLink(c, call, obj, start)
+			s.backends.release(bc, true)
+			return
+		}
+	}
+	if s.cfg.Data != nil && fastProcs[call.Proc] {
+		s.backends.release(bc, true)
+		s.serveFast(c, call, fh, start)
+		return
+	}
+	rep, err := bc.roundTrip(rec)
+	s.backends.release(bc, err == nil)
+	if err != nil {
+		s.log.Error("go-nfs call failed", "proc", proc, "err", err)
+		s.m.observe("nfs", proc, "SYSTEM_ERR", start)
+		c.reply(acceptedReply(call.XID, acceptSystemErr, nil))
+		return
+	}
+	if call.Proc == nfsProcFSInfo {
+		patchFSInfo(rep)
+	}
+	if obj != nil && (call.Proc == 8 || call.Proc == 9 || call.Proc == 10) {
+		created(obj, call, rep)
+	}
+	// Count before replying: whoever sees the reply sees the count.
+	s.m.observe("nfs", proc, s.nfsReplyStatus(call.Proc, rep), start)
+	c.reply(rep)
+}
+
+// nfsFail answers an NFS error status with the procedure's empty failure
+// attributes.
+func (s *Server) nfsFail(c *conn, call Call, status uint32, start time.Time) {
+	s.m.observe("nfs", nfsProcNames[call.Proc], nfsStatusName(status), start)
+	c.reply(nfsFailure(call.XID, call.Proc, status))
 }
 
 // clampCounts lowers, in place, the byte counts a client asks READ,

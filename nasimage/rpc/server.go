@@ -357,14 +357,51 @@ type conn struct {
 	inflightN atomic.Int32
 	slots     chan struct{} // bounds the calls in flight (maxConnCalls)
 	closing   atomic.Bool
+	jobs      chan nfsJob // to idle workers (see run)
+	idle      atomic.Int32
+}
+
+// maxIdleWorkers bounds the workers a connection keeps waiting for calls
+// (more would be idle: DefaultBackends calls run at once).
+const maxIdleWorkers = DefaultBackends
+
+// run hands an NFS call to an idle worker of the connection, or starts
+// one: the calls of a connection run concurrently, and a steady stream of
+// them starts no goroutine (a goroutine per call costs an allocation).
+func (c *conn) run(j nfsJob) {
+	select {
+	case c.jobs <- j:
+	default:
+		go c.worker(j)
+	}
+}
+
+func (c *conn) worker(j nfsJob) {
+	for {
+		c.s.nfsRun(c, j)
+		if c.idle.Add(1) > maxIdleWorkers {
+			c.idle.Add(-1)
+			return
+		}
+		var ok bool
+		j, ok = <-c.jobs
+		c.idle.Add(-1)
+		if !ok {
+			return
+		}
+	}
 }
 
 func (c *conn) serve() {
 	s := c.s
 	s.m.conns.Inc()
 	s.m.connsTotal.Inc()
+	if c.jobs == nil {
+		c.jobs = make(chan nfsJob)
+	}
 	defer func() {
 		c.inflight.Wait()
+		close(c.jobs) // idle workers end
 		c.nc.Close()
 		s.m.conns.Dec()
 		s.dropConn(c)
