@@ -15,18 +15,20 @@ import (
 // bytes of the record, so a record announced large and never sent holds
 // at most what ReadRecord would hold.
 type recBufs struct {
-	max          int
-	small, large sync.Pool
+	max                  int
+	small, medium, large sync.Pool
 }
 
 const (
-	smallRecord = 8 << 10  // single-fragment records up to this size use a small buffer
-	bigAfter    = 64 << 10 // bytes received before a record moves into a max-size buffer
+	smallRecord  = 8 << 10   // single-fragment records up to this size use a small buffer
+	bigAfter     = 64 << 10  // bytes received before a record moves into a recycled big buffer
+	mediumRecord = 192 << 10 // a record known to fit (64 KiB WRITEs) takes a medium buffer, not a max one
 )
 
 func newRecBufs(max int) *recBufs {
 	p := &recBufs{max: max}
 	p.small.New = func() any { b := make([]byte, smallRecord); return &b }
+	p.medium.New = func() any { b := make([]byte, mediumRecord); return &b }
 	p.large.New = func() any { b := make([]byte, max); return &b }
 	return p
 }
@@ -38,6 +40,8 @@ func (p *recBufs) put(b *[]byte) {
 	case b == nil:
 	case cap(*b) == smallRecord:
 		p.small.Put(b)
+	case cap(*b) == mediumRecord && p.max > mediumRecord:
+		p.medium.Put(b)
 	case cap(*b) == p.max:
 		p.large.Put(b)
 	}
@@ -76,7 +80,11 @@ func (p *recBufs) read(r io.Reader) (rec []byte, buf *[]byte, err error) {
 		for n > 0 {
 			if buf == nil && len(rec) >= bigAfter {
 				// The client has sent enough to be served a whole buffer.
-				buf = p.large.Get().(*[]byte)
+				if h&lastFragment != 0 && len(rec)+n <= mediumRecord && p.max > mediumRecord {
+					buf = p.medium.Get().(*[]byte)
+				} else {
+					buf = p.large.Get().(*[]byte)
+				}
 				rec = append((*buf)[:0], rec...)
 			}
 			step := n

@@ -27,12 +27,14 @@ func TestRecBufs(t *testing.T) {
 	}
 	p := newRecBufs(1 << 20)
 	var stream []byte
-	want := [][]byte{payload(100), payload(1 << 20), payload(300 << 10), payload(20 << 10), {}}
+	want := [][]byte{payload(100), payload(1 << 20), payload(300 << 10), payload(20 << 10), payload(70 << 10), payload(192 << 10), {}}
 	stream = append(stream, frag(want[0], true)...)
 	stream = append(stream, frag(want[1], true)...)
 	stream = append(stream, frag(want[2][:100<<10], false)...)
 	stream = append(stream, frag(want[2][100<<10:], true)...)
 	stream = append(stream, frag(want[3], true)...)
+	stream = append(stream, frag(want[4], true)...)
+	stream = append(stream, frag(want[5], true)...)
 	stream = append(stream, frag(nil, true)...)
 	r := bytes.NewReader(stream)
 	for i, w := range want {
