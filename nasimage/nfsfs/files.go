@@ -375,12 +375,7 @@ func (h *Handler) Attr(fh []byte, a *fattr.Attr) error {
 	if err != nil {
 		return ErrStale
 	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return statusErr(syscall.EIO)
-	}
-	a.FromStat(st, st.Ino) // attrs put the identity's number in Ino
-	return nil
+	return fillAttr(fi, a)
 }
 
 // ReadAt reads the file fh names at off into buf (NFSv3 READ) and fills a
@@ -477,4 +472,55 @@ func (h *Handler) sync(fd int, data bool) error {
 		err = unix.Fsync(fd)
 	}
 	return statusErr(err)
+}
+
+// Lookup answers NFSv3 LOOKUP of name in the directory dir as go-nfs
+// (v0.0.4) does, without its reflection-based XDR and pipe: the handle of
+// the entry (".": dir itself, "..": its parent), its attributes (a) and
+// the directory's (da).
+func (h *Handler) Lookup(dir []byte, name string, a, da *fattr.Attr) ([]byte, error) {
+	_, p, err := h.FromHandle(dir)
+	if err != nil {
+		return nil, ErrStale
+	}
+	di, err := h.fs.Lstat(filepath.Join(p...))
+	if err != nil || !di.IsDir() {
+		return nil, statusErr(syscall.ENOTDIR)
+	}
+	fh := dir
+	ep := p
+	switch name {
+	case ".":
+	case "..":
+		if len(p) == 0 {
+			return nil, statusErr(syscall.EACCES)
+		}
+		ep = p[:len(p)-1]
+		fh = nil
+	default:
+		ep = append(p[:len(p):len(p)], name)
+		fh = nil
+	}
+	fi := di
+	if len(ep) != len(p) {
+		if fi, err = h.fs.Lstat(filepath.Join(ep...)); err != nil {
+			return nil, statusErr(syscall.ENOENT)
+		}
+		fh = h.ToHandle(h.fs, ep)
+	}
+	if err := fillAttr(fi, a); err != nil {
+		return nil, err
+	}
+	return fh, fillAttr(di, da)
+}
+
+// fillAttr fills a from a FileInfo of exportFS (attrs: identity fileid,
+// recorded owner).
+func fillAttr(fi os.FileInfo, a *fattr.Attr) error {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return statusErr(syscall.EIO)
+	}
+	a.FromStat(st, st.Ino)
+	return nil
 }

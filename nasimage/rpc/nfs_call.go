@@ -217,7 +217,7 @@ func (s *Server) nfsRun(c *conn, j nfsJob) {
 			return
 		}
 	}
-	if s.cfg.Data != nil && fastProcs[call.Proc] {
+	if s.fast[call.Proc] {
 		s.backends.release(bc, true)
 		s.serveFast(c, call, fh, start)
 		return

@@ -25,16 +25,31 @@ type DataPath interface {
 	Flush(fh []byte, pre, post *fattr.Attr) error
 }
 
+// Lookuper is a DataPath that also answers LOOKUP.
+type Lookuper interface {
+	// Lookup returns the handle of name in the directory dir and fills a
+	// with its attributes, da with the directory's.
+	Lookup(dir []byte, name string, a, da *fattr.Attr) ([]byte, error)
+}
+
 const nfsProcGetattr = 1
 
-// fastProcs are the procedures a DataPath answers.
-var fastProcs = [nfsProcCount]bool{nfsProcGetattr: true, nfsProcRead: true, nfsProcWrite: true, nfsProcCommit: true}
+// fastProcs are the procedures a DataPath answers (LOOKUP if it is a
+// Lookuper).
+func fastProcs(d DataPath) (procs [nfsProcCount]bool) {
+	if d == nil {
+		return procs
+	}
+	procs[nfsProcGetattr], procs[nfsProcRead], procs[nfsProcWrite], procs[nfsProcCommit] = true, true, true, true
+	_, procs[nfsProcLookup] = d.(Lookuper)
+	return procs
+}
 
 // fastBuf is one call's reply: the header (record mark, RPC reply header,
 // NFS result) and, for READ, the data buffer. Pooled per size class so a
 // steady stream of calls allocates nothing.
 type fastBuf struct {
-	hdr  [256]byte
+	hdr  [320]byte
 	data []byte
 	pre  fattr.Attr
 	post fattr.Attr
@@ -130,6 +145,28 @@ func (s *Server) serveFast(c *conn, call Call, fh []byte, start time.Time) {
 		binary.BigEndian.PutUint32(fb.hdr[n+4:], committed)
 		copy(fb.hdr[n+8:], s.verifier[:])
 		n += 16
+	case nfsProcLookup:
+		name := string(r.opaque(nfsNameMax))
+		fb, pool = getBuf(0)
+		obj, err := s.cfg.Data.(Lookuper).Lookup(fh, name, &fb.post, &fb.pre)
+		if err != nil {
+			status = errStatus(err, nfs3ErrIO)
+			break
+		}
+		n = replyHeader(fb.hdr[:], call.XID)
+		be := binary.BigEndian
+		be.PutUint32(fb.hdr[n:], nfs3OK)
+		be.PutUint32(fb.hdr[n+4:], uint32(len(obj)))
+		n += 8 + copy(fb.hdr[n+8:], obj)
+		for n%4 != 0 {
+			fb.hdr[n] = 0
+			n++
+		}
+		be.PutUint32(fb.hdr[n:], 1)
+		fb.post.Put(fb.hdr[n+4:])
+		be.PutUint32(fb.hdr[n+88:], 1)
+		fb.pre.Put(fb.hdr[n+92:])
+		n += 2 * (4 + fattr.Size)
 	case nfsProcCommit:
 		fb, pool = getBuf(0)
 		if err := s.cfg.Data.Flush(fh, &fb.pre, &fb.post); err != nil {

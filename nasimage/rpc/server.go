@@ -132,6 +132,7 @@ type Server struct {
 	m        *Metrics
 	backends *backendPool
 	recs     *recBufs
+	fast     [nfsProcCount]bool // procedures cfg.Data answers
 	verifier [8]byte
 	mounts   mountTable
 	nfsPort  atomic.Int32
@@ -181,6 +182,7 @@ func NewServer(cfg Config) *Server {
 	}
 	s.nfsPort.Store(int32(cfg.NFSPort))
 	s.recs = newRecBufs(cfg.MaxRecord)
+	s.fast = fastProcs(cfg.Data)
 	s.verifier = cfg.WriteVerifier
 	if s.verifier == [8]byte{} {
 		_, _ = rand.Read(s.verifier[:])
