@@ -524,3 +524,49 @@ func fillAttr(fi os.FileInfo, a *fattr.Attr) error {
 	a.FromStat(st, st.Ino)
 	return nil
 }
+
+// Remove answers NFSv3 REMOVE of name in the directory dir as go-nfs does
+// (an empty directory is removed too; errors NOENT, ACCES or IO), without
+// the identity go-nfs gave the file first only to drop it: pre and post
+// get the directory's attributes around the removal.
+func (h *Handler) Remove(dir []byte, name string, pre, post *fattr.Attr) error {
+	if h.opts.ReadOnly {
+		return statusErr(syscall.EROFS)
+	}
+	_, p, err := h.FromHandle(dir)
+	if err != nil {
+		return ErrStale
+	}
+	if len(name) > 255 {
+		return &handleError{63, "nfsfs: name too long"}
+	}
+	dirPath := filepath.Join(p...)
+	di, err := h.fs.Lstat(dirPath)
+	if err != nil {
+		return goNFSStatus(err)
+	}
+	if !di.IsDir() {
+		return statusErr(syscall.ENOTDIR)
+	}
+	if err := fillAttr(di, pre); err != nil {
+		return err
+	}
+	if err := h.fs.Remove(filepath.Join(dirPath, name)); err != nil {
+		return goNFSStatus(err)
+	}
+	if di, err = h.fs.Lstat(dirPath); err != nil {
+		return goNFSStatus(err)
+	}
+	return fillAttr(di, post)
+}
+
+// goNFSStatus maps an error as go-nfs's REMOVE does.
+func goNFSStatus(err error) error {
+	switch {
+	case os.IsNotExist(err):
+		return &handleError{2, err.Error()}
+	case os.IsPermission(err):
+		return &handleError{13, err.Error()}
+	}
+	return &handleError{5, err.Error()}
+}

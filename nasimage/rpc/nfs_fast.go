@@ -32,16 +32,27 @@ type Lookuper interface {
 	Lookup(dir []byte, name string, a, da *fattr.Attr) ([]byte, error)
 }
 
-const nfsProcGetattr = 1
+// Remover is a DataPath that also answers REMOVE.
+type Remover interface {
+	// Remove removes name from the directory dir; pre and post get the
+	// directory's attributes before and after.
+	Remove(dir []byte, name string, pre, post *fattr.Attr) error
+}
 
-// fastProcs are the procedures a DataPath answers (LOOKUP if it is a
-// Lookuper).
+const (
+	nfsProcGetattr = 1
+	nfsProcRemove  = 12
+)
+
+// fastProcs are the procedures a DataPath answers (LOOKUP and REMOVE if
+// it is a Lookuper and a Remover).
 func fastProcs(d DataPath) (procs [nfsProcCount]bool) {
 	if d == nil {
 		return procs
 	}
 	procs[nfsProcGetattr], procs[nfsProcRead], procs[nfsProcWrite], procs[nfsProcCommit] = true, true, true, true
 	_, procs[nfsProcLookup] = d.(Lookuper)
+	_, procs[nfsProcRemove] = d.(Remover)
 	return procs
 }
 
@@ -167,6 +178,15 @@ func (s *Server) serveFast(c *conn, call Call, fh []byte, start time.Time) {
 		be.PutUint32(fb.hdr[n+88:], 1)
 		fb.pre.Put(fb.hdr[n+92:])
 		n += 2 * (4 + fattr.Size)
+	case nfsProcRemove:
+		name := string(r.opaque(nfsNameMax))
+		fb, pool = getBuf(0)
+		if err := s.cfg.Data.(Remover).Remove(fh, name, &fb.pre, &fb.post); err != nil {
+			status = errStatus(err, nfs3ErrIO)
+			break
+		}
+		n = replyHeader(fb.hdr[:], call.XID)
+		n = putWcc(fb, n, nfs3OK)
 	case nfsProcCommit:
 		fb, pool = getBuf(0)
 		if err := s.cfg.Data.Flush(fh, &fb.pre, &fb.post); err != nil {
