@@ -133,6 +133,7 @@ type Server struct {
 	backends *backendPool
 	recs     *recBufs
 	fast     [nfsProcCount]bool // procedures cfg.Data answers
+	inline   [nfsProcCount]bool // fast ones that never sync: answered by the reader when alone
 	verifier [8]byte
 	mounts   mountTable
 	nfsPort  atomic.Int32
@@ -183,6 +184,8 @@ func NewServer(cfg Config) *Server {
 	s.nfsPort.Store(int32(cfg.NFSPort))
 	s.recs = newRecBufs(cfg.MaxRecord)
 	s.fast = fastProcs(cfg.Data)
+	s.inline = s.fast
+	s.inline[nfsProcCommit], s.inline[nfsProcWrite], s.inline[nfsProcRemove] = false, false, false
 	s.verifier = cfg.WriteVerifier
 	if s.verifier == [8]byte{} {
 		_, _ = rand.Read(s.verifier[:])
@@ -371,6 +374,12 @@ const maxIdleWorkers = DefaultBackends
 // one: the calls of a connection run concurrently, and a steady stream of
 // them starts no goroutine (a goroutine per call costs an allocation).
 func (c *conn) run(j nfsJob) {
+	if c.inflightN.Load() == 1 && c.s.inline[j.call.Proc] {
+		// Nothing else in flight (a client waiting for each answer):
+		// answering here saves two goroutine switches per call.
+		c.s.nfsRun(c, j)
+		return
+	}
 	select {
 	case c.jobs <- j:
 	default:
