@@ -51,6 +51,12 @@ type HandleCodec struct {
 		fh [HandleSize]byte
 		ok bool
 	}
+	// encoded remembers the handles Encode made, by identity.
+	encoded [1024]struct {
+		id FileID
+		fh [HandleSize]byte
+		ok bool
+	}
 }
 
 // NewHandleCodec returns a codec for the export fsid with the secret key.
@@ -60,11 +66,23 @@ func NewHandleCodec(key []byte, fsid uint64) *HandleCodec {
 
 // Encode returns the handle for id.
 func (c *HandleCodec) Encode(id FileID) []byte {
+	slot := &c.encoded[int(binary.BigEndian.Uint16(id[14:]))%len(c.encoded)]
+	c.mu.Lock()
+	if slot.ok && slot.id == id {
+		fh := slot.fh
+		c.mu.Unlock()
+		return fh[:]
+	}
+	c.mu.Unlock()
 	fh := make([]byte, 0, HandleSize)
 	fh = append(fh, handleMagic[:]...)
 	fh = binary.BigEndian.AppendUint64(fh, c.fsid)
 	fh = append(fh, id[:]...)
-	return append(fh, c.mac(fh)...)
+	fh = append(fh, c.mac(fh)...)
+	c.mu.Lock()
+	slot.id, slot.fh, slot.ok = id, [HandleSize]byte(fh), true
+	c.mu.Unlock()
+	return fh
 }
 
 // Decode authenticates fh and returns its identity. Errors are
