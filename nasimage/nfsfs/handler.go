@@ -32,6 +32,7 @@ type Handler struct {
 	index *handleIndex
 	lists listingCache
 	files *openFiles
+	dirs  dirSet
 	syncs atomic.Int64
 }
 
@@ -137,6 +138,15 @@ func (h *Handler) Type(fh []byte) (fs.FileMode, error) {
 	if h.files.has(fh) {
 		return 0, nil // only regular files are kept open
 	}
+	id, err := h.codec.Decode(fh)
+	if err != nil {
+		return 0, err
+	}
+	if h.dirs.has(id) {
+		// An identity's type never changes; whether the directory still
+		// exists, every procedure checks when it resolves the handle.
+		return fs.ModeDir, nil
+	}
 	_, path, err := h.FromHandle(fh)
 	if err != nil {
 		return 0, err
@@ -145,7 +155,32 @@ func (h *Handler) Type(fh []byte) (fs.FileMode, error) {
 	if err != nil {
 		return 0, ErrStale
 	}
+	if fi.IsDir() {
+		h.dirs.add(id)
+	}
 	return fi.Mode().Type(), nil
+}
+
+// dirSet is a bounded set of identities known to be directories.
+type dirSet struct {
+	mu  sync.Mutex
+	ids map[FileID]struct{}
+}
+
+func (d *dirSet) has(id FileID) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	_, ok := d.ids[id]
+	return ok
+}
+
+func (d *dirSet) add(id FileID) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.ids == nil || len(d.ids) >= 4096 {
+		d.ids = map[FileID]struct{}{}
+	}
+	d.ids[id] = struct{}{}
 }
 
 // IsRoot reports whether fh is the export root's handle (rpc.Objects).
