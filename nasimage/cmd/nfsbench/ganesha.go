@@ -36,10 +36,10 @@ func startGanesha(root string, netns bool) (*server, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	var stops []func()
+	var undo []func()
 	stopAll := func() {
-		for i := len(stops) - 1; i >= 0; i-- {
-			stops[i]()
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i]()
 		}
 	}
 	if !listening("127.0.0.1:111") {
@@ -47,11 +47,11 @@ func startGanesha(root string, netns bool) (*server, error) {
 		if err != nil {
 			return nil, errors.New("rpcbind not installed and nothing listens on port 111")
 		}
-		cmd := exec.Command(rpcbind, "-f", "-w")
+		cmd := serverCmd(rpcbind, "-f", "-w")
 		if err := cmd.Start(); err != nil {
 			return nil, fmt.Errorf("rpcbind: %w", err)
 		}
-		stops = append(stops, func() { cmd.Process.Kill(); cmd.Wait() })
+		undo = append(undo, func() { cmd.Process.Kill(); cmd.Wait() })
 		if !waitListening("127.0.0.1:111", 5*time.Second) {
 			stopAll()
 			return nil, errors.New("rpcbind did not start listening on port 111")
@@ -85,14 +85,14 @@ LOG { Default_Log_Level = WARN; }
 		stopAll()
 		return nil, err
 	}
-	cmd := exec.Command(bin, "-F", "-f", conf, "-L", logFile, "-p", filepath.Join(root, "ganesha.pid"))
+	cmd := serverCmd(bin, "-F", "-f", conf, "-L", logFile, "-p", filepath.Join(root, "ganesha.pid"))
 	if err := cmd.Start(); err != nil {
 		stopAll()
 		return nil, fmt.Errorf("ganesha.nfsd: %w", err)
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	stops = append(stops, func() {
+	undo = append(undo, func() {
 		cmd.Process.Kill()
 		<-exited
 	})
@@ -114,6 +114,7 @@ LOG { Default_Log_Level = WARN; }
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	stops = append(stops, stopAll) // the global list check runs
 	return &server{name: "nfs-ganesha", pid: cmd.Process.Pid, dir: dir,
 		url:  fmt.Sprintf("nfs://127.0.0.1%s?nfsport=%d&mountport=%d&version=3", dir, ganeshaNFSPort, ganeshaMountPort),
 		stop: stopAll}, nil

@@ -77,6 +77,7 @@ func main() {
 	stock := flag.Bool("stock", false, "include stock go-nfs: libnfs cannot mount it (go-nfs answers MOUNT EXPORT, which libnfs calls after MNT, with a PROG_MISMATCH without its version range, an undecodable reply)")
 	serveStock := flag.String("serve-stock", "", "internal: serve this directory with stock go-nfs and print the address")
 	flag.Parse()
+	runtime.LockOSThread()
 	if *serveStock != "" {
 		stockMain(*serveStock)
 		return
@@ -85,6 +86,7 @@ func main() {
 	root, err := os.MkdirTemp("", "nfsbench")
 	check(err)
 	defer os.RemoveAll(root)
+	stops = append(stops, func() { os.RemoveAll(root) })
 	servers := []*server{startNasd(root, *nasdBin)}
 	if *stock {
 		servers = append(servers, startStock(root))
@@ -227,7 +229,7 @@ func startNasd(root, bin string) *server {
 	dir, state := filepath.Join(root, "nasd"), filepath.Join(root, "nasd-state")
 	check(os.MkdirAll(dir, 0o755))
 	check(os.MkdirAll(state, 0o755))
-	cmd := exec.Command(bin, "serve", "--export", dir, "--state", state, "--listen", "127.0.0.1:0",
+	cmd := serverCmd(bin, "serve", "--export", dir, "--state", state, "--listen", "127.0.0.1:0",
 		"--portmap-listen", "", "--http-listen", "", "--advertise-port", "0")
 	stderr, err := cmd.StderrPipe()
 	check(err)
@@ -259,7 +261,7 @@ func startStock(root string) *server {
 	check(os.MkdirAll(dir, 0o755))
 	self, err := os.Executable()
 	check(err)
-	cmd := exec.Command(self, "-serve-stock", dir)
+	cmd := serverCmd(self, "-serve-stock", dir)
 	out, err := cmd.StdoutPipe()
 	check(err)
 	check(cmd.Start())
@@ -285,9 +287,11 @@ func procServer(name string, cmd *exec.Cmd, dir, addr, mountAddr, export string)
 	_, mport, _ := net.SplitHostPort(mountAddr)
 	exited := make(chan struct{})
 	go func() { cmd.Wait(); close(exited) }()
+	stop := func() { cmd.Process.Kill(); <-exited }
+	stops = append(stops, stop)
 	return &server{name: name, pid: cmd.Process.Pid, dir: dir,
 		url:  fmt.Sprintf("nfs://127.0.0.1%s?nfsport=%s&mountport=%s&version=3", export, port, mport),
-		stop: func() { cmd.Process.Kill(); <-exited }}
+		stop: stop}
 }
 
 func printTable(w io.Writer, servers []*server, cases []benchCase, all map[string]map[string][]sample) {
@@ -362,9 +366,24 @@ func shortNames(servers []*server) string {
 	return strings.Join(out, " / ")
 }
 
+// stops are the started servers' stop functions, run by check before it
+// exits (os.Exit skips main's defers).
+var stops []func()
+
 func check(err error) {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "nfsbench:", err)
+		for i := len(stops) - 1; i >= 0; i-- {
+			stops[i]()
+		}
 		os.Exit(1)
 	}
+}
+
+// server processes die with nfsbench, whatever ends it (main's thread is
+// locked: the death signal follows the thread that started them).
+func serverCmd(name string, args ...string) *exec.Cmd {
+	cmd := exec.Command(name, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	return cmd
 }
