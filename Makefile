@@ -101,9 +101,22 @@ drift: stacks program
 e2e:
 	TOOLCHAIN=$(TOOLCHAIN) tests/e2e/run.sh
 
-## bench-nfs: nasd vs stock go-nfs vs nfs-ganesha (when installed), same client, table with ratios
+## bench-nfs: nasd vs nfs-ganesha vs stock go-nfs, each its own process, driven by nfsload (a C client on
+## Debian's libnfs) at depths 1/8/32, interleaved runs, medians, ratios, server CPU and peak RSS. As root it
+## installs its packages and runs in a private network namespace (ganesha's rpcbind needs port 111 there).
+BENCH_PACKAGES := nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-dev gcc libc6-dev iproute2 util-linux
+BENCH_ARGS ?=
 bench-nfs:
-	$(GO) run ./nasimage/cmd/nfsbench
+	@missing=$$(for p in $(BENCH_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "make bench-nfs: install $$missing (apt-get install $$missing) or run as root"; exit 1; fi; fi
+	$(GO) build -o bin/nasd ./nasimage/cmd/nasd
+	$(GO) build -o bin/nfsbench ./nasimage/cmd/nfsbench
+	gcc -O2 -Wall -o bin/nfsload nasimage/cmd/nfsbench/libnfs/nfsload.c -lnfs
+	@if [ "$$(id -u)" = 0 ]; then \
+	  unshare --net --mount --propagation private sh -c 'ip link set lo up && mount -t tmpfs tmpfs /run && exec bin/nfsbench -netns $(BENCH_ARGS)'; \
+	else bin/nfsbench -ganesha off $(BENCH_ARGS); fi
 
 ## bench-sync: sync engine latency (change -> readable on the other side, p50/p99 over 100 changes,
 ## both directions, 1 KiB and 10 MiB, default settings) and CPU/RSS of a rescan of 100,000 files

@@ -29,6 +29,7 @@ type exportFS struct {
 	opts  Options
 	index *handleIndex
 	fresh freshFiles
+	files *openFiles // the data path's open files, dropped on remove and rename
 }
 
 var errROFS = &os.PathError{Op: "write", Err: syscall.EROFS}
@@ -151,7 +152,9 @@ func (f *exportFS) Rename(from, to string) error {
 	}
 	if rerr == nil {
 		f.index.drop(replaced, dstRel)
+		f.files.forget(replaced)
 	}
+	f.files.forget(id)
 	fi, err := os.Lstat(dst)
 	f.index.renamed(id, srcRel, dstRel, err == nil && fi.IsDir())
 	return nil
@@ -176,6 +179,7 @@ func (f *exportFS) Remove(name string) error {
 	}
 	if idErr == nil {
 		f.index.drop(id, rel)
+		f.files.forget(id)
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/go-git/go-billy/v5"
@@ -30,6 +31,9 @@ type Handler struct {
 	codec *HandleCodec
 	index *handleIndex
 	lists listingCache
+	files *openFiles
+	dirs  dirSet
+	syncs atomic.Int64
 }
 
 // NewHandler exports the directory root with opts; key is the handle
@@ -48,12 +52,14 @@ func NewHandler(root string, opts Options, key []byte) (*Handler, error) {
 	}
 	bound := osfs.New(abs, osfs.WithBoundOS())
 	index := newHandleIndex(abs)
+	files := &openFiles{}
 	return &Handler{
 		root:  abs,
-		fs:    &exportFS{Filesystem: bound, root: abs, opts: opts, index: index},
+		fs:    &exportFS{Filesystem: bound, root: abs, opts: opts, index: index, files: files},
 		opts:  opts,
 		codec: NewHandleCodec(key, opts.FSID),
 		index: index,
+		files: files,
 	}, nil
 }
 
@@ -129,6 +135,18 @@ func (h *Handler) InvalidateHandle(billy.Filesystem, []byte) error { return nil 
 
 // Type returns the type bits of the file fh names (rpc.Objects).
 func (h *Handler) Type(fh []byte) (fs.FileMode, error) {
+	if h.files.has(fh) {
+		return 0, nil // only regular files are kept open
+	}
+	id, err := h.codec.Decode(fh)
+	if err != nil {
+		return 0, err
+	}
+	if h.dirs.has(id) {
+		// An identity's type never changes; whether the directory still
+		// exists, every procedure checks when it resolves the handle.
+		return fs.ModeDir, nil
+	}
 	_, path, err := h.FromHandle(fh)
 	if err != nil {
 		return 0, err
@@ -137,7 +155,32 @@ func (h *Handler) Type(fh []byte) (fs.FileMode, error) {
 	if err != nil {
 		return 0, ErrStale
 	}
+	if fi.IsDir() {
+		h.dirs.add(id)
+	}
 	return fi.Mode().Type(), nil
+}
+
+// dirSet is a bounded set of identities known to be directories.
+type dirSet struct {
+	mu  sync.Mutex
+	ids map[FileID]struct{}
+}
+
+func (d *dirSet) has(id FileID) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	_, ok := d.ids[id]
+	return ok
+}
+
+func (d *dirSet) add(id FileID) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.ids == nil || len(d.ids) >= 4096 {
+		d.ids = map[FileID]struct{}{}
+	}
+	d.ids[id] = struct{}{}
 }
 
 // IsRoot reports whether fh is the export root's handle (rpc.Objects).
@@ -192,12 +235,16 @@ func (h *Handler) MountHandle(sub []string) ([]byte, error) {
 
 // Check authenticates a handle without touching the filesystem.
 func (h *Handler) Check(fh []byte) error {
+	if h.files.has(fh) {
+		return nil // decoded when it was opened
+	}
 	_, err := h.codec.Decode(fh)
 	return err
 }
 
-// Commit makes a file's data durable (NFSv3 COMMIT). With `sync` every
-// WRITE is already durable; with `async` this is where data reaches disk.
+// Commit makes a file's data durable (the rpc.Config.Commit hook, for a
+// front door without the data path, where go-nfs writes: with `sync` each
+// of its WRITEs is already durable). The data path's COMMIT is Flush.
 func (h *Handler) Commit(fh []byte) error {
 	if h.opts.Sync || h.opts.ReadOnly {
 		return nil

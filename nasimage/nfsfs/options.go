@@ -22,9 +22,10 @@ const (
 // Options are an export's options in /etc/exports terms.
 type Options struct {
 	ReadOnly bool // ro; rw is the default
-	// Sync (the default) means a WRITE is on disk (fsync) before the reply.
-	// Async replies once the data is in the page cache: faster, but a crash
-	// of the node loses writes the client believes are stable.
+	// Sync (the default) is knfsd's: UNSTABLE writes are made durable by
+	// COMMIT, FILE_SYNC/DATA_SYNC ones before their reply. Async never
+	// syncs and answers every WRITE and COMMIT as stable: a crash of the
+	// node loses writes the client believes are stable.
 	Sync     bool
 	Squash   Squash
 	AnonUID  uint32

@@ -3,6 +3,7 @@ package nfsfs
 import (
 	"encoding/binary"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -12,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nas-topology/nas-topology/nasimage/access"
+	"github.com/nas-topology/nas-topology/nasimage/fattr"
 	"github.com/nas-topology/nas-topology/nasimage/fileid"
 )
 
@@ -65,22 +67,25 @@ func (f *exportFS) attrs(rel, p string, fi os.FileInfo) os.FileInfo {
 	return o
 }
 
-// Attr returns the owner, group and mode clients see of the file fh names
-// (rpc.Attrs: the front door checks credentials against them).
-func (h *Handler) Attr(fh []byte) (access.Attr, error) {
-	_, path, err := h.FromHandle(fh)
-	if err != nil {
+// Perms returns the owner, group and mode clients see of the file fh
+// names (rpc.Attrs: the front door checks credentials against them), from
+// the same attributes GETATTR answers.
+func (h *Handler) Perms(fh []byte) (access.Attr, error) {
+	var a fattr.Attr
+	if err := h.Attr(fh, &a); err != nil {
 		return access.Attr{}, err
 	}
-	fi, err := h.fs.Lstat(filepath.Join(path...))
-	if err != nil {
-		return access.Attr{}, ErrStale
+	mode := fs.FileMode(a.Mode & 0o777)
+	switch a.Type {
+	case fattr.TypeDir:
+		mode |= fs.ModeDir
+	case fattr.TypeLnk:
+		mode |= fs.ModeSymlink
+	case fattr.TypeReg:
+	default:
+		mode |= fs.ModeIrregular
 	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return access.Attr{}, ErrStale
-	}
-	return access.Attr{UID: st.Uid, GID: st.Gid, Mode: fi.Mode()}, nil
+	return access.Attr{UID: a.UID, GID: a.GID, Mode: mode}, nil
 }
 
 // chown gives p to uid/gid: for real when nasd may (it runs as root), else

@@ -35,6 +35,7 @@ func FuzzRecord(f *testing.F) {
 
 	s := NewServer(Config{Handles: refuseAll{}, MaxRecord: 1 << 16, Export: Export{Path: "/"}})
 	defer s.backends.close()
+	recs := newRecBufs(1 << 16)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		// The record layer alone.
 		r := bytes.NewReader(data)
@@ -47,6 +48,19 @@ func FuzzRecord(f *testing.F) {
 				t.Fatalf("record of %d bytes beyond the limit", len(rec))
 			}
 			_, _ = ParseCall(rec)
+		}
+		// The recycling reader the connection uses reads the same records.
+		r1, r2 := bytes.NewReader(data), bytes.NewReader(data)
+		for {
+			a, e1 := ReadRecord(r1, 1<<16)
+			b, buf, e2 := recs.read(r2)
+			if (e1 == nil) != (e2 == nil) || !bytes.Equal(a, b) {
+				t.Fatalf("ReadRecord %d bytes, %v; recBufs.read %d bytes, %v", len(a), e1, len(b), e2)
+			}
+			recs.put(buf)
+			if e1 != nil {
+				break
+			}
 		}
 		// The whole connection loop.
 		c := &conn{s: s, nc: &streamConn{r: bytes.NewReader(data)}, allowed: true}

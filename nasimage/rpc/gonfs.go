@@ -2,7 +2,6 @@ package rpc
 
 import (
 	"bufio"
-	"crypto/rand"
 	"errors"
 	"net"
 	"sync"
@@ -35,9 +34,6 @@ const backendTimeout = 2 * time.Minute
 const maxBackendReply = 64 << 20
 
 func newBackendPool(h nfs.Handler, size int, verifier [8]byte) *backendPool {
-	if verifier == [8]byte{} {
-		_, _ = rand.Read(verifier[:])
-	}
 	p := &backendPool{
 		lis:   &pipeListener{conns: make(chan net.Conn), done: make(chan struct{})},
 		slots: make(chan struct{}, size),

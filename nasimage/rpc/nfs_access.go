@@ -14,7 +14,7 @@ import (
 // Attrs is what the credential checks need from the handles: the owner,
 // group and mode clients see for the file a handle names.
 type Attrs interface {
-	Attr(fh []byte) (access.Attr, error)
+	Perms(fh []byte) (access.Attr, error)
 }
 
 // callerCred is the caller's identity after squashing: AUTH_UNIX uid, gid
@@ -71,7 +71,7 @@ func (s *Server) permission(call Call, at Attrs, fh []byte, nameOffs []int) uint
 	}
 	cred := callerCred(call.Cred, m)
 	check := func(fh []byte, w access.Want) uint32 {
-		a, err := at.Attr(fh)
+		a, err := at.Perms(fh)
 		if err != nil {
 			return errStatus(err, nfs3ErrStale)
 		}
@@ -138,7 +138,7 @@ func (s *Server) setattrPermission(call Call, at Attrs, fh []byte, cred access.C
 	if r.err != nil {
 		return nfs3OK // checkNFSArgs has let it through: go-nfs answers it
 	}
-	a, err := at.Attr(fh)
+	a, err := at.Perms(fh)
 	if err != nil {
 		return errStatus(err, nfs3ErrStale)
 	}
@@ -166,7 +166,7 @@ func (s *Server) grantAccess(call Call, at Attrs, fh []byte, rep []byte) {
 	if !ok || stat != acceptSuccess || len(body) < 8 || binary.BigEndian.Uint32(body) != nfs3OK || r.err != nil {
 		return
 	}
-	a, err := at.Attr(fh)
+	a, err := at.Perms(fh)
 	granted := uint32(0)
 	if err == nil {
 		granted = callerCred(call.Cred, m).Access(a, req, s.cfg.Export.ReadOnly)

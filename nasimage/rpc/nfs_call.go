@@ -74,16 +74,16 @@ func nfsFailure(xid, proc, status uint32) []byte {
 // statusError lets a Handles implementation choose the NFS status.
 type statusError interface{ NFSStatus() uint32 }
 
-func (s *Server) nfs(c *conn, call Call, rec []byte, start time.Time) {
+func (s *Server) nfs(c *conn, call Call, rec []byte, buf *[]byte, start time.Time) bool {
 	if call.Vers != 3 {
 		s.m.observe("nfs", "-", "PROG_MISMATCH", start)
 		c.reply(progMismatchReply(call.XID, 3, 3))
-		return
+		return false
 	}
 	if call.Proc >= nfsProcCount {
 		s.m.observe("nfs", "-", "PROC_UNAVAIL", start)
 		c.reply(acceptedReply(call.XID, acceptProcUnavail, nil))
-		return
+		return false
 	}
 	proc := nfsProcNames[call.Proc]
 	if !c.allowed {
@@ -92,24 +92,21 @@ func (s *Server) nfs(c *conn, call Call, rec []byte, start time.Time) {
 		s.m.observe("nfs", proc, "AUTH_ERROR", start)
 		c.reply(authErrorReply(call.XID, authTooWeak))
 		c.closing.Store(true)
-		return
+		return false
 	}
 	if call.Proc == nfsProcNull {
 		s.m.observe("nfs", proc, "OK", start)
 		c.reply(successReply(call.XID, nil))
-		return
+		return false
 	}
 	r := xdrReader{buf: call.Args}
 	fh := r.opaque(nfs3FHSize)
 	if r.err != nil || !checkNFSArgs(call.Proc, call.Args) {
 		s.m.observe("nfs", proc, "GARBAGE_ARGS", start)
 		c.reply(acceptedReply(call.XID, acceptGarbageArgs, nil))
-		return
+		return false
 	}
-	fail := func(status uint32) {
-		s.m.observe("nfs", proc, nfsStatusName(status), start)
-		c.reply(nfsFailure(call.XID, call.Proc, status))
-	}
+	fail := func(status uint32) { s.nfsFail(c, call, status, start) }
 	if err := s.cfg.Handles.Check(fh); err != nil {
 		status := uint32(nfs3ErrBadHandl)
 		var se statusError
@@ -117,45 +114,44 @@ func (s *Server) nfs(c *conn, call Call, rec []byte, start time.Time) {
 			status = se.NFSStatus()
 		}
 		fail(status)
-		return
+		return false
 	}
 	names, nameOffs := nameArgs(call.Proc, call.Args)
 	for _, n := range names {
 		if !validName(n) {
 			s.m.observe("nfs", proc, "GARBAGE_ARGS", start)
 			c.reply(acceptedReply(call.XID, acceptGarbageArgs, nil))
-			return
+			return false
 		}
 	}
 	if s.cfg.Export.ReadOnly && nfsMutating[call.Proc] {
 		fail(nfs3ErrROFS)
-		return
+		return false
 	}
 	if call.Proc == nfsProcMknod {
 		// Special files are not supported (the export is synced with
 		// Windows).
 		fail(nfs3ErrNotSupp)
-		return
+		return false
 	}
 	for _, n := range names {
 		if st := dotStatus[call.Proc]; st != 0 && isDot(n) {
 			fail(st)
-			return
+			return false
 		}
 	}
 	obj, _ := s.cfg.Handles.(Objects)
-	at, _ := s.cfg.Handles.(Attrs)
 	if obj == nil && call.Proc == nfsProcLink {
 		// Without Objects, no hard links (go-nfs decodes LINK with
 		// SYMLINK's layout, reading lengths out of the name).
 		fail(nfs3ErrNotSupp)
-		return
+		return false
 	}
-	if call.Proc == nfsProcCommit && s.cfg.Commit != nil {
+	if call.Proc == nfsProcCommit && s.cfg.Commit != nil && s.cfg.Data == nil {
 		if err := s.cfg.Commit(fh); err != nil {
 			s.log.Warn("COMMIT failed", "err", err)
 			fail(nfs3ErrIO)
-			return
+			return false
 		}
 	}
 	if call.Proc == nfsProcWrite {
@@ -173,61 +169,96 @@ func (s *Server) nfs(c *conn, call Call, rec []byte, start time.Time) {
 		<-c.slots
 		s.m.observe("nfs", proc, "SYSTEM_ERR", start)
 		c.reply(acceptedReply(call.XID, acceptSystemErr, nil))
-		return
+		return false
 	}
 	c.inflight.Add(1)
 	c.inflightN.Add(1)
 	s.m.inflight.Inc()
-	go func() {
-		defer c.inflight.Done()
-		defer func() { <-c.slots }()
-		defer c.inflightN.Add(-1)
-		defer s.m.inflight.Dec()
-		// Checks that touch the filesystem run here, not in the
-		// connection's reader: a handle that needs an index walk must not
-		// hold up the calls behind it.
-		if obj != nil {
-			if st := s.objectChecks(call, obj, fh, names, nameOffs); st != nfs3OK {
-				s.backends.release(bc, true)
-				fail(st)
-				return
-			}
-		}
-		if at != nil {
-			if st := s.permission(call, at, fh, nameOffs); st != nfs3OK {
-				s.backends.release(bc, true)
-				fail(st)
-				return
-			}
-		}
-		if obj != nil {
-			if call.Proc == nfsProcLink {
-				s.nfsLink(c, call, obj, start)
-				s.backends.release(bc, true)
-				return
-			}
-		}
-		rep, err := bc.roundTrip(rec)
-		s.backends.release(bc, err == nil)
-		if err != nil {
-			s.log.Error("go-nfs call failed", "proc", proc, "err", err)
-			s.m.observe("nfs", proc, "SYSTEM_ERR", start)
-			c.reply(acceptedReply(call.XID, acceptSystemErr, nil))
+	c.run(nfsJob{call: call, rec: rec, buf: buf, fh: fh, names: names, nameOffs: nameOffs, obj: obj, bc: bc, start: start})
+	return true
+}
+
+// nfsJob is one NFS call handed from the connection's reader to a worker.
+type nfsJob struct {
+	call     Call
+	rec      []byte
+	buf      *[]byte // rec's recycled buffer
+	fh       []byte
+	names    [][]byte
+	nameOffs []int
+	obj      Objects
+	bc       *backendConn
+	start    time.Time
+}
+
+// nfsRun serves a call in a worker of its connection (see conn.run): the
+// checks that touch the filesystem, then the data path or go-nfs.
+func (s *Server) nfsRun(c *conn, j nfsJob) {
+	call, rec, buf, fh, names, nameOffs, obj, bc, start := j.call, j.rec, j.buf, j.fh, j.names, j.nameOffs, j.obj, j.bc, j.start
+	proc := nfsProcNames[call.Proc]
+	fail := func(status uint32) { s.nfsFail(c, call, status, start) }
+	defer c.inflight.Done()
+	defer s.recs.put(buf) // once the call is answered
+	defer func() { <-c.slots }()
+	defer c.inflightN.Add(-1)
+	defer s.m.inflight.Dec()
+	// Checks that touch the filesystem run here, not in the
+	// connection's reader: a handle that needs an index walk must not
+	// hold up the calls behind it.
+	if obj != nil {
+		if st := s.objectChecks(call, obj, fh, names, nameOffs); st != nfs3OK {
+			s.backends.release(bc, true)
+			fail(st)
 			return
 		}
-		if call.Proc == nfsProcFSInfo {
-			patchFSInfo(rep)
+	}
+	at, _ := s.cfg.Handles.(Attrs)
+	if at != nil {
+		if st := s.permission(call, at, fh, nameOffs); st != nfs3OK {
+			s.backends.release(bc, true)
+			fail(st)
+			return
 		}
-		if at != nil && call.Proc == nfsProcAccess {
-			s.grantAccess(call, at, fh, rep)
+	}
+	if obj != nil {
+		if call.Proc == nfsProcLink {
+			s.nfsLink(c, call, obj, start)
+			s.backends.release(bc, true)
+			return
 		}
-		if obj != nil && (call.Proc == 8 || call.Proc == 9 || call.Proc == 10) {
-			created(obj, call, rep)
-		}
-		// Count before replying: whoever sees the reply sees the count.
-		s.m.observe("nfs", proc, s.nfsReplyStatus(call.Proc, rep), start)
-		c.reply(rep)
-	}()
+	}
+	if s.fast[call.Proc] {
+		s.backends.release(bc, true)
+		s.serveFast(c, call, fh, start)
+		return
+	}
+	rep, err := bc.roundTrip(rec)
+	s.backends.release(bc, err == nil)
+	if err != nil {
+		s.log.Error("go-nfs call failed", "proc", proc, "err", err)
+		s.m.observe("nfs", proc, "SYSTEM_ERR", start)
+		c.reply(acceptedReply(call.XID, acceptSystemErr, nil))
+		return
+	}
+	if call.Proc == nfsProcFSInfo {
+		patchFSInfo(rep)
+	}
+	if at != nil && call.Proc == nfsProcAccess {
+		s.grantAccess(call, at, fh, rep)
+	}
+	if obj != nil && (call.Proc == 8 || call.Proc == 9 || call.Proc == 10) {
+		created(obj, call, rep)
+	}
+	// Count before replying: whoever sees the reply sees the count.
+	s.m.observe("nfs", proc, s.nfsReplyStatus(call.Proc, rep), start)
+	c.reply(rep)
+}
+
+// nfsFail answers an NFS error status with the procedure's empty failure
+// attributes.
+func (s *Server) nfsFail(c *conn, call Call, status uint32, start time.Time) {
+	s.m.observe("nfs", nfsProcNames[call.Proc], nfsStatusName(status), start)
+	c.reply(nfsFailure(call.XID, call.Proc, status))
 }
 
 // clampCounts lowers, in place, the byte counts a client asks READ,

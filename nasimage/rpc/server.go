@@ -5,6 +5,7 @@ import (
 
 	"bufio"
 	"context"
+	"crypto/rand"
 	"errors"
 	"io"
 	"log/slog"
@@ -84,9 +85,13 @@ type Config struct {
 	// Backends is the number of go-nfs connections, i.e. how many NFS calls
 	// run at once. Zero means DefaultBackends.
 	Backends int
-	// WriteVerifier is go-nfs's WRITE/COMMIT verifier; it must change when
-	// the server restarts. Zero means random.
+	// WriteVerifier is the WRITE/COMMIT verifier; it must change when
+	// the server restarts, so that clients resend the unstable writes a
+	// crash may have lost. Zero means random (new on every start).
 	WriteVerifier [8]byte
+	// Data, if set, answers READ, WRITE, COMMIT and GETATTR in the front
+	// door (after every check), instead of go-nfs.
+	Data DataPath
 	// MaxConns bounds open client connections (both ports together); a
 	// connection beyond it is closed at once and counted. Zero means
 	// DefaultMaxConns, negative means no limit.
@@ -132,6 +137,10 @@ type Server struct {
 	log      *slog.Logger
 	m        *Metrics
 	backends *backendPool
+	recs     *recBufs
+	fast     [nfsProcCount]bool // procedures cfg.Data answers
+	inline   [nfsProcCount]bool // fast ones that never sync: answered by the reader when alone
+	verifier [8]byte
 	mounts   mountTable
 	nfsPort  atomic.Int32
 
@@ -179,7 +188,15 @@ func NewServer(cfg Config) *Server {
 		conns:       map[*conn]struct{}{},
 	}
 	s.nfsPort.Store(int32(cfg.NFSPort))
-	s.backends = newBackendPool(cfg.Handler, cfg.Backends, cfg.WriteVerifier)
+	s.recs = newRecBufs(cfg.MaxRecord)
+	s.fast = fastProcs(cfg.Data)
+	s.inline = s.fast
+	s.inline[nfsProcCommit], s.inline[nfsProcWrite], s.inline[nfsProcRemove] = false, false, false
+	s.verifier = cfg.WriteVerifier
+	if s.verifier == [8]byte{} {
+		_, _ = rand.Read(s.verifier[:])
+	}
+	s.backends = newBackendPool(cfg.Handler, cfg.Backends, s.verifier)
 	quietGoNFS()
 	return s
 }
@@ -344,19 +361,64 @@ type conn struct {
 	allowed     bool
 	portmapOnly bool
 
-	wmu       sync.Mutex // serializes replies
+	wmu       sync.Mutex  // serializes replies
+	iov       [3][]byte   // send's buffers (under wmu)
+	wbufs     net.Buffers // send's writev (under wmu)
 	inflight  sync.WaitGroup
 	inflightN atomic.Int32
 	slots     chan struct{} // bounds the calls in flight (maxConnCalls)
 	closing   atomic.Bool
+	jobs      chan nfsJob // to idle workers (see run)
+	idle      atomic.Int32
+}
+
+// maxIdleWorkers bounds the workers a connection keeps waiting for calls
+// (more would be idle: DefaultBackends calls run at once).
+const maxIdleWorkers = DefaultBackends
+
+// run hands an NFS call to an idle worker of the connection, or starts
+// one: the calls of a connection run concurrently, and a steady stream of
+// them starts no goroutine (a goroutine per call costs an allocation).
+func (c *conn) run(j nfsJob) {
+	if c.inflightN.Load() == 1 && c.s.inline[j.call.Proc] {
+		// Nothing else in flight (a client waiting for each answer):
+		// answering here saves two goroutine switches per call.
+		c.s.nfsRun(c, j)
+		return
+	}
+	select {
+	case c.jobs <- j:
+	default:
+		go c.worker(j)
+	}
+}
+
+func (c *conn) worker(j nfsJob) {
+	for {
+		c.s.nfsRun(c, j)
+		if c.idle.Add(1) > maxIdleWorkers {
+			c.idle.Add(-1)
+			return
+		}
+		var ok bool
+		j, ok = <-c.jobs
+		c.idle.Add(-1)
+		if !ok {
+			return
+		}
+	}
 }
 
 func (c *conn) serve() {
 	s := c.s
 	s.m.conns.Inc()
 	s.m.connsTotal.Inc()
+	if c.jobs == nil {
+		c.jobs = make(chan nfsJob)
+	}
 	defer func() {
 		c.inflight.Wait()
+		close(c.jobs) // idle workers end
 		c.nc.Close()
 		s.m.conns.Dec()
 		s.dropConn(c)
@@ -366,18 +428,21 @@ func (c *conn) serve() {
 	}
 	br := bufio.NewReaderSize(c.nc, 4<<10)
 	for !s.draining.Load() && !c.closing.Load() {
-		rec, err := c.readRecord(br)
+		rec, buf, err := c.readRecord(br)
 		if err != nil {
 			c.readFailed(err)
 			return
 		}
 		call, err := ParseCall(rec)
 		if err != nil {
+			s.recs.put(buf)
 			s.m.connErrors.WithLabelValues("bad_call").Inc()
 			s.log.Warn("closing connection: undecodable RPC call", "peer", c.peer, "err", err)
 			return
 		}
-		c.dispatch(call, rec)
+		if !c.dispatch(call, rec, buf) {
+			s.recs.put(buf)
+		}
 	}
 }
 
@@ -385,7 +450,7 @@ func (c *conn) serve() {
 // to the record timeout for the rest of it. Shutdown wakes the reader by
 // setting a past deadline: draining is checked again after each deadline
 // is set, so a reset here cannot undo it.
-func (c *conn) readRecord(br *bufio.Reader) ([]byte, error) {
+func (c *conn) readRecord(br *bufio.Reader) ([]byte, *[]byte, error) {
 	s := c.s
 	if br.Buffered() == 0 {
 		idle := s.cfg.IdleTimeout
@@ -395,25 +460,25 @@ func (c *conn) readRecord(br *bufio.Reader) ([]byte, error) {
 			idle += backendTimeout
 		}
 		if err := c.setReadDeadline(idle); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if _, err := br.Peek(1); err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) && !s.draining.Load() {
 				s.m.connErrors.WithLabelValues("idle").Inc()
 				s.log.Debug("closing idle connection", "peer", c.peer, "idle", idle)
 			}
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	if err := c.setReadDeadline(s.cfg.RecordTimeout); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	rec, err := ReadRecord(br, s.cfg.MaxRecord)
+	rec, buf, err := s.recs.read(br)
 	if errors.Is(err, os.ErrDeadlineExceeded) && !s.draining.Load() {
 		s.m.connErrors.WithLabelValues("record_timeout").Inc()
 		s.log.Info("closing connection: record not completed in time", "peer", c.peer, "timeout", s.cfg.RecordTimeout)
 	}
-	return rec, err
+	return rec, buf, err
 }
 
 func (c *conn) setReadDeadline(d time.Duration) error {
@@ -468,14 +533,37 @@ func (c *conn) reply(rec ...[]byte) {
 	}
 }
 
+// send is reply for a record already framed (parts[0] starts with its
+// record mark): one writev, no allocation.
+func (c *conn) send(parts ...[]byte) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if d := c.s.cfg.RecordTimeout; d > 0 {
+		_ = c.nc.SetWriteDeadline(time.Now().Add(d))
+	}
+	n := copy(c.iov[:], parts)
+	c.wbufs = c.iov[:n:n]
+	_, err := c.wbufs.WriteTo(c.nc)
+	c.iov = [3][]byte{}
+	if err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			c.s.m.connErrors.WithLabelValues("reply_timeout").Inc()
+			c.s.log.Info("closing connection: client does not read its replies", "peer", c.peer)
+		}
+		c.closing.Store(true)
+		c.nc.Close()
+	}
+}
+
 // dispatch answers one call, in line for the front door's own programs and
-// in a goroutine for calls handed to go-nfs.
-func (c *conn) dispatch(call Call, rec []byte) {
+// in a goroutine for NFS calls. It reports whether that goroutine took the
+// record's buffer (buf, from recBufs.read) and will give it back.
+func (c *conn) dispatch(call Call, rec []byte, buf *[]byte) bool {
 	start := time.Now()
 	if call.RPCVers != 2 {
 		c.s.m.observe("rpc", "-", "RPC_MISMATCH", start)
 		c.reply(rpcMismatchReply(call.XID))
-		return
+		return false
 	}
 	switch {
 	case call.Prog == progPortmap:
@@ -487,11 +575,12 @@ func (c *conn) dispatch(call Call, rec []byte) {
 		c.s.m.observe("mount", proc, status, start)
 		c.reply(rep)
 	case call.Prog == progNFS && !c.portmapOnly:
-		c.s.nfs(c, call, rec, start)
+		return c.s.nfs(c, call, rec, buf, start)
 	default:
 		c.s.m.observe("other", "-", "PROG_UNAVAIL", start)
 		c.reply(acceptedReply(call.XID, acceptProgUnavail, nil))
 	}
+	return false
 }
 
 // addrOf extracts the IP of a connection address.

@@ -80,8 +80,10 @@ func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) error {
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: nasd serve [flags]\n\nServes --export over NFSv3 with MOUNT and a portmapper, plus /healthz, /readyz and /metrics.\n"+
 			"Every flag can be set from the environment as NASD_<FLAG> (e.g. NASD_EXPORT, NASD_ALLOW); flags win.\n\n"+
-			"sync vs async: with sync (default) every WRITE is fsynced before the reply, so data a client was told is\n"+
-			"stable survives a node crash; async replies from the page cache: faster writes, but a crash can lose them.\n\nFlags:\n")
+			"sync vs async: with sync (default) UNSTABLE writes are answered UNSTABLE and made durable by COMMIT (fsync),\n"+
+			"FILE_SYNC/DATA_SYNC writes are synced before the reply, and the write verifier changes on every start, so\n"+
+			"nothing a client was told is stable is lost in a node crash; async never fsyncs and answers every WRITE\n"+
+			"and COMMIT as stable: a node crash can silently lose acknowledged writes.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

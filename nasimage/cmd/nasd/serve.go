@@ -147,6 +147,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer, started func(li
 		Handler:       handler,
 		Handles:       handler,
 		Commit:        handler.Commit,
+		Data:          handler,
 		NFSPort:       f.advertisePort,
 		PortmapPort:   f.advertisePmap,
 		AdvertiseHost: f.advertiseHost,

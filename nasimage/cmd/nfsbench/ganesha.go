@@ -18,10 +18,16 @@ const (
 )
 
 // startGanesha runs nfs-ganesha (Debian nfs-ganesha + nfs-ganesha-vfs) in
-// the foreground on loopback, exporting a fresh directory over NFSv3 with
-// the VFS FSAL. Ganesha registers with rpcbind, so rpcbind is started too
-// when nothing listens on port 111.
-func startGanesha(root string) (*server, error) {
+// the foreground, exporting a fresh directory over NFSv3 with the VFS FSAL.
+// Ganesha registers with rpcbind, so rpcbind is started too when nothing
+// listens on port 111; both only in a private network namespace (netns),
+// where they bind nothing that other programs use. (Ganesha binds every
+// address: Bind_Addr = 127.0.0.1 fails there, getaddrinfo's AI_ADDRCONFIG
+// finds no address without a non-loopback interface.)
+func startGanesha(root string, netns bool) (*server, error) {
+	if !netns {
+		return nil, errors.New("nfs-ganesha needs its own network namespace (port 111 for rpcbind): run `make bench-nfs` as root")
+	}
 	bin, err := exec.LookPath("ganesha.nfsd")
 	if err != nil {
 		return nil, errors.New("ganesha.nfsd not installed (apt-get install nfs-ganesha nfs-ganesha-vfs rpcbind)")
@@ -30,10 +36,10 @@ func startGanesha(root string) (*server, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	var stops []func()
+	var undo []func()
 	stopAll := func() {
-		for i := len(stops) - 1; i >= 0; i-- {
-			stops[i]()
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i]()
 		}
 	}
 	if !listening("127.0.0.1:111") {
@@ -41,11 +47,11 @@ func startGanesha(root string) (*server, error) {
 		if err != nil {
 			return nil, errors.New("rpcbind not installed and nothing listens on port 111")
 		}
-		cmd := exec.Command(rpcbind, "-f", "-w")
+		cmd := serverCmd(rpcbind, "-f", "-w")
 		if err := cmd.Start(); err != nil {
 			return nil, fmt.Errorf("rpcbind: %w", err)
 		}
-		stops = append(stops, func() { cmd.Process.Kill(); cmd.Wait() })
+		undo = append(undo, func() { cmd.Process.Kill(); cmd.Wait() })
 		if !waitListening("127.0.0.1:111", 5*time.Second) {
 			stopAll()
 			return nil, errors.New("rpcbind did not start listening on port 111")
@@ -58,7 +64,6 @@ NFS_CORE_PARAM {
 	NFS_Port = %d;
 	MNT_Port = %d;
 	Protocols = 3;
-	Bind_Addr = 127.0.0.1;
 	Enable_NLM = false;
 	Enable_RQUOTA = false;
 }
@@ -80,14 +85,14 @@ LOG { Default_Log_Level = WARN; }
 		stopAll()
 		return nil, err
 	}
-	cmd := exec.Command(bin, "-F", "-f", conf, "-L", logFile, "-p", filepath.Join(root, "ganesha.pid"))
+	cmd := serverCmd(bin, "-F", "-f", conf, "-L", logFile, "-p", filepath.Join(root, "ganesha.pid"))
 	if err := cmd.Start(); err != nil {
 		stopAll()
 		return nil, fmt.Errorf("ganesha.nfsd: %w", err)
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	stops = append(stops, func() {
+	undo = append(undo, func() {
 		cmd.Process.Kill()
 		<-exited
 	})
@@ -109,8 +114,10 @@ LOG { Default_Log_Level = WARN; }
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return &server{name: "nfs-ganesha", addr: addr, mountAddr: fmt.Sprintf("127.0.0.1:%d", ganeshaMountPort),
-		dir: dir, exportPath: dir, stop: stopAll}, nil
+	stops = append(stops, stopAll) // the global list check runs
+	return &server{name: "nfs-ganesha", pid: cmd.Process.Pid, dir: dir,
+		url:  fmt.Sprintf("nfs://127.0.0.1%s?nfsport=%d&mountport=%d&version=3", dir, ganeshaNFSPort, ganeshaMountPort),
+		stop: stopAll}, nil
 }
 
 func listening(addr string) bool {

@@ -1,280 +1,350 @@
-// Command nfsbench measures nasd against the stock go-nfs handler and, when
-// installed, nfs-ganesha (VFS FSAL), with the same client
-// (github.com/willscott/go-nfs-client) in the same run, and prints a table
-// with ratios:
+// Command nfsbench measures nasd against nfs-ganesha (VFS FSAL) and the
+// stock go-nfs handler with a client none of them can hide behind: nfsload
+// (libnfs/nfsload.c, Debian's libnfs, one TCP connection, up to 32 calls in
+// flight). Every server is its own process, exporting a fresh directory of
+// the same filesystem; every case runs on every server before the next case
+// (interleaved, each run starting with the next server, sync(2) before
+// every case), -runs times, and the table gives medians of the rate, of
+// the server's CPU seconds (utime+stime from /proc) and of its peak RSS
+// during the case (VmHWM after resetting it through clear_refs).
 //
-//	go run ./nasimage/cmd/nfsbench [-size 256] [-files 2000] [-ganesha=auto]
+//	make bench-nfs   (builds nasd, nfsload and this, runs it in a private network namespace)
+//	nfsbench -nasd bin/nasd -nfsload bin/nfsload [-runs 5] [-size 256] [-files 1000] [-ganesha auto|on|off]
 //
-// Every server exports a fresh directory on the same filesystem. Transfers
-// use 1 MiB calls for every server (go-nfs advertises 1 GiB, which the
-// client would otherwise use as is).
+// nfs-ganesha registers with rpcbind on port 111: it is only started with
+// -netns (the Makefile runs nfsbench in a new network namespace, where port
+// 111 and everything else is private to the benchmark).
 package main
 
 import (
-	"encoding/binary"
+	"bufio"
+	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
-	"testing"
+	"syscall"
 	"time"
 
 	"github.com/go-git/go-billy/v5/osfs"
 	nfs "github.com/willscott/go-nfs"
-	nfsc "github.com/willscott/go-nfs-client/nfs"
-	nfsrpc "github.com/willscott/go-nfs-client/nfs/rpc"
 	"github.com/willscott/go-nfs/helpers"
-
-	"github.com/nas-topology/nas-topology/nasimage/internal/nfstest"
-	"github.com/nas-topology/nas-topology/nasimage/nfsfs"
 )
 
-// server is one NFS server under test: where to MOUNT and where NFS is.
+// server is one NFS server under test, in its own process.
 type server struct {
-	name            string
-	mountAddr, addr string
-	dir             string // exported directory
-	exportPath      string
-	stop            func()
+	name string
+	url  string // libnfs URL of the export
+	pid  int
+	dir  string // exported directory
+	stop func()
 }
 
-// result is one workload's outcome: a rate and its unit.
-type result struct {
-	rate float64
-	unit string
+// benchCase is one row: an nfsload case at a depth.
+type benchCase struct {
+	row   string // the row's name in the table
+	load  string // nfsload case
+	depth int
+	n     int
+	prep  bool // not measured: prepares the next case
+}
+
+// sample is one case's outcome on one server.
+type sample struct {
+	rate  float64
+	unit  string
+	cpu   float64 // server CPU seconds
+	rssKB int     // server peak RSS, KiB
 }
 
 func main() {
+	nasdBin := flag.String("nasd", "bin/nasd", "nasd binary")
+	loadBin := flag.String("nfsload", "bin/nfsload", "nfsload binary (gcc -O2 -o bin/nfsload nasimage/cmd/nfsbench/libnfs/nfsload.c -lnfs)")
 	sizeMiB := flag.Int("size", 256, "MiB written then read sequentially")
-	files := flag.Int("files", 2000, "small files created, then stat'ed and read")
-	ganesha := flag.String("ganesha", "auto", "auto: include nfs-ganesha if installed; off; on (fail if it cannot run)")
-	runs := flag.Int("runs", 3, "rounds over all servers; the table shows the median (the machine is shared: single runs are noisy)")
+	files := flag.Int("files", 1000, "small files per metadata case")
+	syncWrites := flag.Int("syncwrites", 200, "64 KiB FILE_SYNC writes")
+	runs := flag.Int("runs", 5, "interleaved repetitions; the table gives medians")
+	ganesha := flag.String("ganesha", "auto", "auto: include nfs-ganesha if installed and -netns; off; on (fail if it cannot run)")
+	netns := flag.Bool("netns", false, "running in a private network namespace (ganesha and its rpcbind may bind any port)")
+	stock := flag.Bool("stock", false, "include stock go-nfs: libnfs cannot mount it (go-nfs answers MOUNT EXPORT, which libnfs calls after MNT, with a PROG_MISMATCH without its version range, an undecodable reply)")
+	serveStock := flag.String("serve-stock", "", "internal: serve this directory with stock go-nfs and print the address")
 	flag.Parse()
+	runtime.LockOSThread()
+	if *serveStock != "" {
+		stockMain(*serveStock)
+		return
+	}
 
 	root, err := os.MkdirTemp("", "nfsbench")
 	check(err)
 	defer os.RemoveAll(root)
-
-	servers := []*server{startNasd(root, "nasd (sync)", true), startNasd(root, "nasd (async)", false), startStock(root)}
-	if *ganesha != "off" {
-		g, err := startGanesha(root)
-		switch {
-		case err == nil:
-			servers = append(servers, g)
-		case *ganesha == "on":
-			check(err)
-		default:
-			fmt.Fprintf(os.Stderr, "nfs-ganesha skipped: %v\n", err)
-		}
+	stops = append(stops, func() { os.RemoveAll(root) })
+	servers := []*server{startNasd(root, *nasdBin)}
+	if *stock {
+		servers = append(servers, startStock(root))
 	}
 	defer func() {
 		for _, s := range servers {
 			s.stop()
 		}
 	}()
-
-	workloads := []string{
-		fmt.Sprintf("seq write %d MiB", *sizeMiB), fmt.Sprintf("seq read %d MiB", *sizeMiB),
-		fmt.Sprintf("create %d x 4 KiB", *files), "stat (LOOKUP+GETATTR)", "open+read 4 KiB",
-	}
-	all := map[string][][]result{}
-	for round := range *runs {
-		for _, s := range servers { // interleaved, so that load changes hit every server
-			fmt.Fprintf(os.Stderr, "round %d: %s ...\n", round+1, s.name)
-			all[s.name] = append(all[s.name], run(s, round, *sizeMiB, *files))
+	if *ganesha != "off" {
+		g, err := startGanesha(root, *netns)
+		switch {
+		case err == nil:
+			servers = append([]*server{servers[0], g}, servers[1:]...)
+		case *ganesha == "on":
+			check(err)
+		default:
+			fmt.Fprintf(os.Stderr, "nfs-ganesha skipped: %v\n", err)
 		}
 	}
-	results := map[string][]result{}
-	for name, rounds := range all {
-		results[name] = median(rounds)
-	}
-	fmt.Printf("%d rounds, median; %d CPUs\n\n", *runs, runtime.NumCPU())
-	printTable(os.Stdout, servers, workloads, results)
-}
 
-// median takes, per workload, the median rate over the rounds.
-func median(rounds [][]result) []result {
-	out := make([]result, len(rounds[0]))
-	for i := range out {
-		var rates []float64
-		for _, r := range rounds {
-			rates = append(rates, r[i].rate)
-		}
-		sort.Float64s(rates)
-		out[i] = result{rates[len(rates)/2], rounds[0][i].unit}
+	cases := []benchCase{
+		{row: "seq write 1 MiB UNSTABLE, no COMMIT, d1", load: "write", depth: 1, n: *sizeMiB},
+		{row: "seq write 1 MiB UNSTABLE, no COMMIT, d8", load: "write", depth: 8, n: *sizeMiB},
+		{row: "seq write 1 MiB + COMMIT, d1", load: "writec", depth: 1, n: *sizeMiB},
+		{row: "seq write 1 MiB + COMMIT, d8", load: "writec", depth: 8, n: *sizeMiB},
+		{row: fmt.Sprintf("seq read %d MiB, d1", *sizeMiB), load: "read", depth: 1},
+		{row: fmt.Sprintf("seq read %d MiB, d8", *sizeMiB), load: "read", depth: 8},
+		{row: fmt.Sprintf("seq read %d MiB, d32", *sizeMiB), load: "read", depth: 32},
+		{row: "64 KiB FILE_SYNC writes, d1", load: "syncwrite", depth: 1, n: *syncWrites},
+		{row: "create+write 4 KiB+close, d1", load: "create", depth: 1, n: *files},
+		{row: "stat, d1", load: "stat", depth: 1, n: *files},
+		{row: "stat, d8", load: "stat", depth: 8, n: *files},
+		{row: "stat, d32", load: "stat", depth: 32, n: *files},
+		{row: "open+read 4 KiB+close, d1", load: "openread", depth: 1, n: *files},
+		{row: "open+read 4 KiB+close, d8", load: "openread", depth: 8, n: *files},
+		{row: "unlink, d1", load: "unlink", depth: 1, n: *files},
+		{row: "create+write 4 KiB+close, d8", load: "create", depth: 8, n: *files},
+		{row: "unlink, d8", load: "unlink", depth: 8, n: *files},
+		{load: "create", depth: 8, n: *files, prep: true},
+		{row: "unlink, d32", load: "unlink", depth: 32, n: *files},
 	}
-	return out
-}
-
-// run runs every workload once in a fresh directory of the export.
-func run(s *server, round, sizeMiB, files int) []result {
-	v := mount(s)
-	defer v.Close()
-	buf := make([]byte, 1<<20)
-	for i := range buf {
-		buf[i] = byte(i * 7)
+	all := map[string]map[string][]sample{} // server -> row -> samples
+	for _, s := range servers {
+		all[s.name] = map[string][]sample{}
 	}
-	var out []result
-
-	// Sequential write, 1 MiB calls, then COMMIT (Close).
-	start := time.Now()
-	dir := fmt.Sprintf("round%d", round)
-	_, err := v.Mkdir(dir, 0o755)
-	check(err)
-	f, err := v.OpenFile(dir+"/big", 0o644)
-	check(err)
-	for range sizeMiB {
-		_, err := f.Write(buf)
-		check(err)
-	}
-	check(f.Close())
-	out = append(out, result{float64(sizeMiB) / time.Since(start).Seconds(), "MiB/s"})
-
-	// Sequential read, 1 MiB calls.
-	start = time.Now()
-	r, err := v.Open(dir + "/big")
-	check(err)
-	n := 0
-	for {
-		k, err := r.Read(buf)
-		n += k
-		if err == io.EOF || k == 0 {
-			break
-		}
-		check(err)
-	}
-	r.Close()
-	if n != sizeMiB<<20 {
-		check(fmt.Errorf("%s: read %d bytes, want %d", s.name, n, sizeMiB<<20))
-	}
-	out = append(out, result{float64(sizeMiB) / time.Since(start).Seconds(), "MiB/s"})
-
-	// Small-file creates.
-	small := buf[:4096]
-	start = time.Now()
-	for i := range files {
-		f, err := v.OpenFile(fmt.Sprintf("%s/f%05d", dir, i), 0o644)
-		check(err)
-		_, err = f.Write(small)
-		check(err)
-		check(f.Close())
-	}
-	out = append(out, result{float64(files) / time.Since(start).Seconds(), "files/s"})
-
-	// Stat every file by path.
-	start = time.Now()
-	for i := range files {
-		_, err := v.Getattr(fmt.Sprintf("%s/f%05d", dir, i))
-		check(err)
-	}
-	out = append(out, result{float64(files) / time.Since(start).Seconds(), "files/s"})
-
-	// Open and read every file.
-	start = time.Now()
-	for i := range files {
-		r, err := v.Open(fmt.Sprintf("%s/f%05d", dir, i))
-		check(err)
-		b, err := io.ReadAll(r)
-		check(err)
-		if len(b) != 4096 {
-			check(fmt.Errorf("%s: small file read %d bytes", s.name, len(b)))
+	for run := range *runs {
+		for _, c := range cases {
+			// Each run starts with another server: whoever goes first in a
+			// case meets the state the previous case left (page cache,
+			// writeback, journal).
+			for k := range servers {
+				s := servers[(k+run)%len(servers)]
+				// The filesystem is shared: write back what the previous
+				// case left dirty, so that no server's fsync pays for it.
+				syscall.Sync()
+				smp, err := measure(s, c, *loadBin)
+				check(err)
+				if !c.prep {
+					all[s.name][c.row] = append(all[s.name][c.row], smp)
+					fmt.Fprintf(os.Stderr, "run %d %-14s %-40s %8.1f %s\n", run+1, s.name, c.row, smp.rate, smp.unit)
+				}
+			}
 		}
 	}
-	out = append(out, result{float64(files) / time.Since(start).Seconds(), "files/s"})
-	return out
-}
-
-// mount mounts the server's export with go-nfs-client (MOUNT and NFS may
-// be on different ports, as with ganesha).
-func mount(s *server) *nfsc.Target {
-	auth := nfsrpc.NewAuthUnix("nfsbench", 0, 0).Auth()
-	mc, err := nfstest.DialClient(s.mountAddr)
-	check(err)
-	defer mc.Close()
-	m := &nfsc.Mount{Client: mc}
-	fh, err := mntHandle(m, s.exportPath, auth)
-	check(err)
-	c, err := nfstest.DialClient(s.addr)
-	check(err)
-	v, err := nfsc.NewTargetWithClient(c, auth, fh, s.exportPath, time.Second)
-	check(err)
-	return v
-}
-
-// mntHandle does MOUNT MNT and returns the root handle.
-func mntHandle(m *nfsc.Mount, path string, auth nfsrpc.Auth) ([]byte, error) {
-	type mnt struct {
-		nfsrpc.Header
-		Dirpath string
+	fmt.Printf("nfsload (libnfs), one connection; %d interleaved runs, medians; %d CPUs; %s\n\n",
+		*runs, runtime.NumCPU(), time.Now().UTC().Format("2006-01-02"))
+	printTable(os.Stdout, servers, cases, all)
+	// The client must not be what limits the table: its best read.
+	for _, s := range servers {
+		best, row := 0.0, ""
+		for _, c := range cases {
+			for _, smp := range all[s.name][c.row] {
+				if c.load == "read" && smp.rate > best {
+					best, row = smp.rate, c.row
+				}
+			}
+		}
+		fmt.Printf("\nbest single read from %s: %.0f MiB/s (%.2f GB/s, %s)", s.name, best, best*(1<<20)/1e9, row)
 	}
-	res, err := m.Call(&mnt{nfsrpc.Header{Rpcvers: 2, Prog: nfsc.MountProg, Vers: nfsc.MountVers,
-		Proc: nfsc.MountProc3MNT, Cred: auth, Verf: nfsrpc.AuthNull}, path})
+	fmt.Println()
+}
+
+// measure runs one case against s and samples the server's CPU and peak RSS.
+func measure(s *server, c benchCase, loadBin string) (sample, error) {
+	_ = os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", s.pid), []byte("5"), 0) // reset VmHWM
+	cpu0, err := cpuSeconds(s.pid)
 	if err != nil {
-		return nil, err
+		return sample{}, err
 	}
-	raw, err := io.ReadAll(res)
+	out, err := exec.Command(loadBin, s.url, c.load, strconv.Itoa(c.depth), strconv.Itoa(c.n)).CombinedOutput()
 	if err != nil {
-		return nil, err
+		return sample{}, fmt.Errorf("%s: nfsload %s %d: %v: %s", s.name, c.load, c.depth, err, out)
 	}
-	if len(raw) < 8 || binary.BigEndian.Uint32(raw) != 0 {
-		return nil, fmt.Errorf("MNT %s failed: % x", path, raw[:min(len(raw), 8)])
+	cpu1, err := cpuSeconds(s.pid)
+	if err != nil {
+		return sample{}, err
 	}
-	n := int(binary.BigEndian.Uint32(raw[4:]))
-	if len(raw) < 8+n {
-		return nil, fmt.Errorf("MNT %s: short reply", path)
+	var smp sample
+	if _, err := fmt.Sscanf(string(out), "%f %s", &smp.rate, &smp.unit); err != nil {
+		return sample{}, fmt.Errorf("%s: nfsload said %q", s.name, out)
 	}
-	return append([]byte(nil), raw[8:8+n]...), nil
+	smp.cpu = cpu1 - cpu0
+	smp.rssKB, err = peakRSS(s.pid)
+	return smp, err
 }
 
-func startNasd(root, name string, sync bool) *server {
-	dir := filepath.Join(root, strings.NewReplacer(" ", "", "(", "-", ")", "").Replace(name))
+// cpuSeconds is a process's utime+stime (all threads).
+func cpuSeconds(pid int) (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The fields after the command name (which may hold spaces), from 3.
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: %q", pid, b)
+	}
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / 100, nil // USER_HZ is 100 on Linux
+}
+
+// peakRSS is VmHWM in KiB.
+func peakRSS(pid int) (int, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			return strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+		}
+	}
+	return 0, errors.New("no VmHWM")
+}
+
+// startNasd runs the real nasd binary (sync, the default) on loopback.
+func startNasd(root, bin string) *server {
+	dir, state := filepath.Join(root, "nasd"), filepath.Join(root, "nasd-state")
 	check(os.MkdirAll(dir, 0o755))
-	opts := nfsfs.DefaultOptions()
-	opts.Sync = sync
-	srv := nfstest.Start(&benchTB{}, nfstest.Options{Dir: dir, Export: &opts})
-	return &server{name: name, addr: srv.Addr, mountAddr: srv.Addr, dir: dir, exportPath: "/", stop: srv.Stop}
+	check(os.MkdirAll(state, 0o755))
+	cmd := serverCmd(bin, "serve", "--export", dir, "--state", state, "--listen", "127.0.0.1:0",
+		"--portmap-listen", "", "--http-listen", "", "--advertise-port", "0")
+	stderr, err := cmd.StderrPipe()
+	check(err)
+	check(cmd.Start())
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			var line map[string]any
+			if json.Unmarshal(sc.Bytes(), &line) == nil && line["msg"] == "serving" {
+				addr <- line["nfs"].(string)
+			}
+		}
+	}()
+	select {
+	case a := <-addr:
+		return procServer("nasd (sync)", cmd, dir, a, a, "/")
+	case <-time.After(20 * time.Second):
+		cmd.Process.Kill()
+		check(errors.New("nasd did not start within 20 s"))
+	}
+	return nil
 }
 
-// startStock serves the directory with go-nfs as its README shows:
-// NullAuthHandler over osfs, wrapped in the stock CachingHandler.
+// startStock runs this binary with -serve-stock: go-nfs as its README
+// shows (NullAuthHandler over osfs in the stock CachingHandler).
 func startStock(root string) *server {
 	dir := filepath.Join(root, "stock")
 	check(os.MkdirAll(dir, 0o755))
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	self, err := os.Executable()
 	check(err)
-	h := helpers.NewCachingHandler(helpers.NewNullAuthHandler(osfs.New(dir)), 1<<20)
-	go func() { _ = nfs.Serve(l, h) }()
-	return &server{name: "go-nfs stock", addr: l.Addr().String(), mountAddr: l.Addr().String(), dir: dir,
-		exportPath: "/", stop: func() { l.Close() }}
+	cmd := serverCmd(self, "-serve-stock", dir)
+	out, err := cmd.StdoutPipe()
+	check(err)
+	check(cmd.Start())
+	line, err := bufio.NewReader(out).ReadString('\n')
+	check(err)
+	a := strings.TrimSpace(line)
+	return procServer("go-nfs stock", cmd, dir, a, a, "/")
 }
 
-func printTable(w io.Writer, servers []*server, workloads []string, results map[string][]result) {
+func stockMain(dir string) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	check(err)
+	fmt.Println(l.Addr().String())
+	h := helpers.NewCachingHandler(helpers.NewNullAuthHandler(osfs.New(dir)), 1<<20)
+	nfs.Log.SetLevel(nfs.FatalLevel)
+	check(nfs.Serve(l, h))
+}
+
+// procServer describes a server process whose NFS and MOUNT are at addr
+// and mountAddr.
+func procServer(name string, cmd *exec.Cmd, dir, addr, mountAddr, export string) *server {
+	_, port, _ := net.SplitHostPort(addr)
+	_, mport, _ := net.SplitHostPort(mountAddr)
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	stop := func() { cmd.Process.Kill(); <-exited }
+	stops = append(stops, stop)
+	return &server{name: name, pid: cmd.Process.Pid, dir: dir,
+		url:  fmt.Sprintf("nfs://127.0.0.1%s?nfsport=%s&mountport=%s&version=3", export, port, mport),
+		stop: stop}
+}
+
+func printTable(w io.Writer, servers []*server, cases []benchCase, all map[string]map[string][]sample) {
 	base := servers[0].name
-	fmt.Fprintf(w, "| workload | %s |", strings.Join(names(servers), " | "))
+	fmt.Fprintf(w, "| case | %s |", strings.Join(names(servers), " | "))
 	for _, s := range servers[1:] {
-		fmt.Fprintf(w, " %s / %s |", base, s.name)
+		fmt.Fprintf(w, " %s / %s |", shortName(base), shortName(s.name))
 	}
-	fmt.Fprintln(w)
+	fmt.Fprintf(w, " server CPU s (%s) | peak RSS MiB (%s) |\n", shortNames(servers), shortNames(servers))
 	fmt.Fprint(w, "|---|")
-	for range 2*len(servers) - 1 {
+	for range 2*len(servers) + 1 {
 		fmt.Fprint(w, "---:|")
 	}
 	fmt.Fprintln(w)
-	for i, wl := range workloads {
-		fmt.Fprintf(w, "| %s |", wl)
+	for _, c := range cases {
+		if c.prep {
+			continue
+		}
+		med := map[string]sample{}
 		for _, s := range servers {
-			r := results[s.name][i]
-			fmt.Fprintf(w, " %.0f %s |", r.rate, r.unit)
+			med[s.name] = medians(all[s.name][c.row])
+		}
+		fmt.Fprintf(w, "| %s |", c.row)
+		for _, s := range servers {
+			fmt.Fprintf(w, " %.0f %s |", med[s.name].rate, med[s.name].unit)
 		}
 		for _, s := range servers[1:] {
-			fmt.Fprintf(w, " %.2fx |", results[base][i].rate/results[s.name][i].rate)
+			fmt.Fprintf(w, " %.2f |", med[base].rate/med[s.name].rate)
 		}
-		fmt.Fprintln(w)
+		var cpu, rss []string
+		for _, s := range servers {
+			cpu = append(cpu, fmt.Sprintf("%.2f", med[s.name].cpu))
+			rss = append(rss, fmt.Sprintf("%.0f", float64(med[s.name].rssKB)/1024))
+		}
+		fmt.Fprintf(w, " %s | %s |\n", strings.Join(cpu, " / "), strings.Join(rss, " / "))
+	}
+}
+
+// medians takes the median of each field separately.
+func medians(ss []sample) sample {
+	med := func(get func(sample) float64) float64 {
+		var v []float64
+		for _, s := range ss {
+			v = append(v, get(s))
+		}
+		sort.Float64s(v)
+		return v[len(v)/2]
+	}
+	return sample{
+		rate:  med(func(s sample) float64 { return s.rate }),
+		unit:  ss[0].unit,
+		cpu:   med(func(s sample) float64 { return s.cpu }),
+		rssKB: int(med(func(s sample) float64 { return float64(s.rssKB) })),
 	}
 }
 
@@ -286,18 +356,34 @@ func names(servers []*server) []string {
 	return out
 }
 
+func shortName(n string) string { return strings.Fields(n)[0] }
+
+func shortNames(servers []*server) string {
+	var out []string
+	for _, s := range servers {
+		out = append(out, shortName(s.name))
+	}
+	return strings.Join(out, " / ")
+}
+
+// stops are the started servers' stop functions, run by check before it
+// exits (os.Exit skips main's defers).
+var stops []func()
+
 func check(err error) {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "nfsbench:", err)
+		for i := len(stops) - 1; i >= 0; i-- {
+			stops[i]()
+		}
 		os.Exit(1)
 	}
 }
 
-// benchTB lets nfstest.Start run outside a test.
-type benchTB struct{ testing.TB }
-
-func (*benchTB) Helper()                   {}
-func (*benchTB) TempDir() string           { d, err := os.MkdirTemp("", "nfsbench"); check(err); return d }
-func (*benchTB) Cleanup(func())            {}
-func (*benchTB) Fatal(args ...any)         { check(fmt.Errorf("%s", fmt.Sprint(args...))) }
-func (*benchTB) Fatalf(f string, a ...any) { check(fmt.Errorf(f, a...)) }
+// server processes die with nfsbench, whatever ends it (main's thread is
+// locked: the death signal follows the thread that started them).
+func serverCmd(name string, args ...string) *exec.Cmd {
+	cmd := exec.Command(name, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	return cmd
+}

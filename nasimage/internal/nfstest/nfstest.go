@@ -98,6 +98,7 @@ func Start(t testing.TB, o Options) *Server {
 		Handler:       h,
 		Handles:       h,
 		Commit:        h.Commit,
+		Data:          h,
 		Backends:      o.Backends,
 		MaxRecord:     o.MaxRecord,
 		MaxConns:      o.MaxConns,

@@ -235,3 +235,67 @@ func (r *Raw) GetattrAll(t testing.TB, fhs [][]byte) []uint32 {
 	}
 	return status
 }
+
+// skipWcc returns the offset after a wcc_data starting at off.
+func skipWcc(b []byte, off int) int {
+	if binary.BigEndian.Uint32(b[off:]) == 1 {
+		off += 24
+	}
+	off += 4
+	if binary.BigEndian.Uint32(b[off:]) == 1 {
+		off += 84
+	}
+	return off + 4
+}
+
+// Write does an NFSv3 WRITE with the stability stable (0 UNSTABLE, 1
+// DATA_SYNC, 2 FILE_SYNC) and returns the status, the stability the
+// server answered (committed) and its write verifier.
+func (r *Raw) Write(t testing.TB, fh []byte, off uint64, data []byte, stable uint32) (status, committed uint32, verf [8]byte) {
+	t.Helper()
+	rep, err := r.Call(100003, 3, 7, XDR{}.Opaque(fh).U64(off).U32(uint32(len(data)), stable).Opaque(data))
+	if err != nil || rep.AcceptStat != 0 || len(rep.Words) == 0 {
+		t.Fatalf("WRITE: %+v %v", rep, err)
+	}
+	if rep.Words[0] != 0 {
+		return rep.Words[0], 0, verf
+	}
+	o := skipWcc(rep.Body, 4)
+	committed = binary.BigEndian.Uint32(rep.Body[o+4:])
+	copy(verf[:], rep.Body[o+8:])
+	return 0, committed, verf
+}
+
+// Commit does an NFSv3 COMMIT of the whole file and returns the status and
+// the server's write verifier.
+func (r *Raw) Commit(t testing.TB, fh []byte) (status uint32, verf [8]byte) {
+	t.Helper()
+	rep, err := r.Call(100003, 3, 21, XDR{}.Opaque(fh).U64(0).U32(0))
+	if err != nil || rep.AcceptStat != 0 || len(rep.Words) == 0 {
+		t.Fatalf("COMMIT: %+v %v", rep, err)
+	}
+	if rep.Words[0] != 0 {
+		return rep.Words[0], verf
+	}
+	copy(verf[:], rep.Body[skipWcc(rep.Body, 4):])
+	return 0, verf
+}
+
+// Read3 does an NFSv3 READ and returns the status, the data and eof.
+func (r *Raw) Read3(t testing.TB, fh []byte, off uint64, count uint32) (status uint32, data []byte, eof bool) {
+	t.Helper()
+	rep, err := r.Call(100003, 3, 6, XDR{}.Opaque(fh).U64(off).U32(count))
+	if err != nil || rep.AcceptStat != 0 || len(rep.Words) == 0 {
+		t.Fatalf("READ: %+v %v", rep, err)
+	}
+	if rep.Words[0] != 0 {
+		return rep.Words[0], nil, false
+	}
+	o := 8
+	if rep.Words[1] == 1 {
+		o += 84
+	}
+	eof = binary.BigEndian.Uint32(rep.Body[o+4:]) == 1
+	n := binary.BigEndian.Uint32(rep.Body[o+8:])
+	return 0, append([]byte(nil), rep.Body[o+12:o+12+int(n)]...), eof
+}

@@ -1,0 +1,112 @@
+package rpc
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"slices"
+	"sync"
+)
+
+// recBufs recycles the buffers client records are read into, so that a
+// steady stream of calls (small ones, and 1 MiB WRITEs) does not allocate
+// and zero a buffer per call. The slowloris rule of ReadRecord still
+// holds: a big buffer is only taken once the client has sent bigAfter
+// bytes of the record, so a record announced large and never sent holds
+// at most what ReadRecord would hold.
+type recBufs struct {
+	max                  int
+	small, medium, large sync.Pool
+}
+
+const (
+	smallRecord  = 8 << 10   // single-fragment records up to this size use a small buffer
+	bigAfter     = 64 << 10  // bytes received before a record moves into a recycled big buffer
+	mediumRecord = 192 << 10 // a record known to fit (64 KiB WRITEs) takes a medium buffer, not a max one
+)
+
+func newRecBufs(max int) *recBufs {
+	p := &recBufs{max: max}
+	p.small.New = func() any { b := make([]byte, smallRecord); return &b }
+	p.medium.New = func() any { b := make([]byte, mediumRecord); return &b }
+	p.large.New = func() any { b := make([]byte, max); return &b }
+	return p
+}
+
+// put gives back a buffer read returned (nil is fine). The record read
+// into it must not be used afterwards.
+func (p *recBufs) put(b *[]byte) {
+	switch {
+	case b == nil:
+	case cap(*b) == smallRecord:
+		p.small.Put(b)
+	case cap(*b) == mediumRecord && p.max > mediumRecord:
+		p.medium.Put(b)
+	case cap(*b) == p.max:
+		p.large.Put(b)
+	}
+}
+
+// read is ReadRecord into recycled buffers: rec aliases buf when buf is not
+// nil, and must be given back with put once no longer used.
+func (p *recBufs) read(r io.Reader) (rec []byte, buf *[]byte, err error) {
+	defer func() {
+		if err != nil {
+			p.put(buf)
+			rec, buf = nil, nil
+		}
+	}()
+	var hdr [4]byte
+	for first := true; ; first = false {
+		if _, err = io.ReadFull(r, hdr[:]); err != nil {
+			if err == io.EOF && !first {
+				err = io.ErrUnexpectedEOF
+			}
+			return rec, buf, err
+		}
+		h := binary.BigEndian.Uint32(hdr[:])
+		n := int(h &^ lastFragment)
+		if len(rec)+n > p.max {
+			return rec, buf, fmt.Errorf("%w (%d > %d bytes)", ErrRecordTooLarge, len(rec)+n, p.max)
+		}
+		if first && h&lastFragment != 0 && n <= smallRecord {
+			buf = p.small.Get().(*[]byte)
+			rec = (*buf)[:n]
+			if _, err = io.ReadFull(r, rec); err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return rec, buf, err
+		}
+		for n > 0 {
+			if buf == nil && len(rec) >= bigAfter {
+				// The client has sent enough to be served a whole buffer.
+				if h&lastFragment != 0 && len(rec)+n <= mediumRecord && p.max > mediumRecord {
+					buf = p.medium.Get().(*[]byte)
+				} else {
+					buf = p.large.Get().(*[]byte)
+				}
+				rec = append((*buf)[:0], rec...)
+			}
+			step := n
+			if buf == nil {
+				step = min(n, max(growStep, len(rec)))
+				rec = slices.Grow(rec, step)
+			}
+			start := len(rec)
+			rec = rec[:start+step]
+			if _, err = io.ReadFull(r, rec[start:]); err != nil {
+				if err == io.EOF {
+					err = io.ErrUnexpectedEOF
+				}
+				return rec, buf, err
+			}
+			n -= step
+		}
+		if h&lastFragment != 0 {
+			if rec == nil {
+				rec = []byte{}
+			}
+			return rec, buf, nil
+		}
+	}
+}
