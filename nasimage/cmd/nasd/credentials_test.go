@@ -254,6 +254,14 @@ func TestFilesOwner(t *testing.T) {
 		t.Fatalf("LOOKUP: %d", st)
 	}
 	want(t, "the files owner WRITE", app.write(fh, "app"), okS)
+	// GETATTR answers from the open file now in the cache: the same owner.
+	rep := app.call(1, nfstest.XDR{}.Opaque(fh))
+	if rep.Words[0] != 0 || rep.Words[4] != 1000 || rep.Words[5] != 1000 {
+		t.Errorf("GETATTR of a file from Windows: %v, want owner 1000:1000", rep.Words[:6])
+	}
+	if u := ownerOf(t, c, root, "from-windows"); u != 1000 {
+		t.Errorf("LOOKUP of a file from Windows: owner %d, want 1000", u)
+	}
 	want(t, "another uid WRITE", other.write(fh, "other"), accesS)
 	if st, _ := app.create(root, "result", 0o644); st != okS {
 		t.Errorf("the files owner CREATE in the export root: %d", st)
