@@ -95,7 +95,7 @@ var modules = []string{
 	"netfs", "fscache", "sunrpc", "grace", "lockd", "nfs_acl", "nfs", "nfsv3",
 	"oid_registry", "auth_rpcgss", "nfsd",
 	"9pnet", "9pnet_fd", "9p",
-	"veth", "bridge", "nf_conntrack", "nf_nat", "ip_tables", "iptable_nat", "iptable_filter", "xt_nat", "xt_conntrack", "xt_tcpudp",
+	"veth", "bridge", "nf_conntrack", "nf_nat", "ip_tables", "iptable_nat", "iptable_filter", "xt_nat", "xt_conntrack", "xt_tcpudp", "ipt_REJECT",
 }
 
 func loadModules() error {

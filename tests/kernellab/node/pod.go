@@ -34,6 +34,28 @@ type Pod struct {
 	cmd       *exec.Cmd
 	exited    chan struct{}
 	log       *os.File
+	rejecting bool // the Service has no endpoint (see endpoint)
+}
+
+// endpoint makes the Service follow the pod's readiness, as the endpoints
+// controller and kube-proxy do: a pod that is stopping or not yet Ready is
+// no endpoint, and kube-proxy rejects a Service without endpoints, so a
+// client retries rather than reach a nasd still filling a new export. The
+// DNAT stays; a REJECT matches the connections to the clusterIP.
+func (p *Pod) endpoint(ready bool) error {
+	if ready != p.rejecting {
+		return nil
+	}
+	op := "-I"
+	if ready {
+		op = "-D"
+	}
+	if err := run("iptables-legacy", "-t", "filter", op, "OUTPUT", "-p", "tcp", "-m", "conntrack", "--ctorigdst", p.ClusterIP,
+		"-j", "REJECT", "--reject-with", "tcp-reset"); err != nil {
+		return err
+	}
+	p.rejecting = !ready
+	return nil
 }
 
 func (p *Pod) network() error {
@@ -232,7 +254,7 @@ func (p *Pod) WaitReady(timeout time.Duration) error {
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				return nil
+				return p.endpoint(true)
 			}
 		}
 		if time.Now().After(deadline) {
@@ -251,6 +273,9 @@ func (p *Pod) Kill() error { return p.signal(syscall.SIGKILL, 10*time.Second) }
 func (p *Pod) signal(sig syscall.Signal, wait time.Duration) error {
 	if p.cmd == nil {
 		return errNotRunning
+	}
+	if err := p.endpoint(false); err != nil {
+		return err
 	}
 	// ip netns exec execs chroot, which execs nasd: one pid.
 	p.cmd.Process.Signal(sig)
