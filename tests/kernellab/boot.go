@@ -90,6 +90,7 @@ func Boot(g Guest) (*Result, error) {
 		"mem=" + strconv.Itoa(g.MemoryMB) + "M",
 		"root=/dev/root", "rootfstype=hostfs", "rootflags=/", "rw",
 		"ubdb=" + disk,
+		"uml_dir=" + g.Dir, // the kernel's own pid/mconsole files, not ~/.uml
 		"init=" + initPath,
 		"con0=fd:0,fd:1", "con=null", "quiet",
 	}
@@ -103,7 +104,9 @@ func Boot(g Guest) (*Result, error) {
 	// goroutine on it until the kernel is gone.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	// Its own process group: the guest's processes are host processes
+	// (ptraced children of the kernel) that outlive a killed kernel.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
@@ -126,6 +129,7 @@ func Boot(g Guest) (*Result, error) {
 	<-done
 	waitErr := cmd.Wait()
 	timer.Stop()
+	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // whatever of the guest is left
 	res := &Result{Elapsed: time.Since(start), ExitCode: -1}
 	if b, err := os.ReadFile(startedFile); err == nil {
 		if ns, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64); err == nil {
@@ -162,6 +166,7 @@ mount -t sysfs sysfs /sys
 mount -t tmpfs -o mode=0755 run /run
 mount -t tmpfs -o mode=1777 tmp /tmp
 mount -t tmpfs -o mode=0755 nfsstate /var/lib/nfs
+mount -t tmpfs -o mode=0755 varlog /var/log # poweroff writes wtmp
 mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null
 mkdir -p /run/lab/disk
 mount -t ext4 /dev/ubdb /run/lab/disk

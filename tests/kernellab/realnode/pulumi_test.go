@@ -1,0 +1,254 @@
+//go:build kernellab
+
+package realnode
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nas-topology/nas-topology/components"
+	"github.com/nas-topology/nas-topology/components/spec"
+	"github.com/nas-topology/nas-topology/tests/kernellab/kube"
+	"github.com/nas-topology/nas-topology/tests/kernellab/node"
+)
+
+const appNamespaceLabel = "kernellab/app"
+
+// pulumi runs the real CLI in the project copy (its file backend on the
+// guest's tmpfs) and fails the test on error.
+func pulumi(t *testing.T, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("pulumi", append(args, "--non-interactive")...)
+	cmd.Dir = project
+	cmd.Env = append(os.Environ(),
+		"PULUMI_BACKEND_URL=file:///run/lab/pulumi-state",
+		"PULUMI_CONFIG_PASSPHRASE=kernellab",
+		"PULUMI_SKIP_UPDATE_CHECK=true",
+		"PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true",
+		"PULUMI_IGNORE_AMBIENT_PLUGINS=true",
+		"KUBECONFIG="+cluster.Kubeconfig,
+	)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	t0 := time.Now()
+	err := cmd.Run()
+	t.Logf("pulumi %s: %.0fs", strings.Join(args, " "), time.Since(t0).Seconds())
+	if err != nil {
+		t.Fatalf("pulumi %s: %v\n%s", strings.Join(args, " "), err, out.String())
+	}
+	return out.String()
+}
+
+// windowsFile is the file each server's Windows directory holds before up.
+func windowsFile(s spec.Server) (name, content string) {
+	return "from-windows.txt", "written on Windows for " + s.Name
+}
+
+// TestPulumiDev: the real `pulumi up --stack dev` onto the node, then what
+// only a real node shows, then the day-2 rollout and the destroy.
+func TestPulumiDev(t *testing.T) {
+	if err := os.MkdirAll("/run/lab/pulumi-state", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range cfg.Servers {
+		name, content := windowsFile(s)
+		if err := node.WindowsWriteFile(filepath.Join(node.Backing, s.Name, name), []byte(content)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pulumi(t, "stack", "init", "dev")
+	t0 := time.Now()
+	pulumi(t, "up", "--stack", "dev", "--yes", "--skip-preview")
+	t.Logf("pulumi up --stack dev took %.0fs", time.Since(t0).Seconds())
+
+	steps := []struct {
+		name string
+		fn   func(*testing.T)
+	}{
+		{"NasdPodsReady", nasdPodsReady},
+		{"SecurityContextEnforced", securityContextEnforced},
+		{"AppsMountEveryClaim", appsMountEveryClaim},
+	}
+	for _, s := range steps {
+		if !t.Run(s.name, s.fn) {
+			return
+		}
+	}
+}
+
+// nasdPodsReady: every server of Pulumi.yaml has one nasd pod, Running and
+// Ready through its real readiness probe (after the initial sync).
+func nasdPodsReady(t *testing.T) {
+	for _, s := range cfg.Servers {
+		eventually(t, 3*time.Minute, s.Name+" Running and Ready", func() error {
+			out, err := cluster.Kubectl("get", "pods", "-n", cfg.NasNamespace, "-l", "app.kubernetes.io/instance="+s.Name, "-o", "jsonpath={range .items[*]}{.status.phase} {.status.containerStatuses[0].ready}{\"\\n\"}{end}")
+			if err != nil {
+				return err
+			}
+			if strings.TrimSpace(out) != "Running true" {
+				return fmt.Errorf("pods: %q", out)
+			}
+			return nil
+		})
+	}
+}
+
+// securityContextEnforced reads the kernel's view of every nasd process on
+// the node: the configured non-root uid, no capabilities at all, no new
+// privileges, a read-only root filesystem.
+func securityContextEnforced(t *testing.T) {
+	procs := nasdProcesses(t)
+	if len(procs) != len(cfg.Servers) {
+		t.Fatalf("%d nasd processes on the node, want one per server (%d): %v", len(procs), len(cfg.Servers), procs)
+	}
+	uid := strconv.Itoa(cfg.Cluster.RunAsUser)
+	for _, pid := range procs {
+		status := readFile(filepath.Join("/proc", pid, "status"))
+		for _, want := range []string{
+			"Uid:\t" + uid + "\t" + uid + "\t" + uid + "\t" + uid,
+			"Gid:\t" + uid + "\t" + uid + "\t" + uid + "\t" + uid,
+			"CapPrm:\t0000000000000000", "CapEff:\t0000000000000000", "CapBnd:\t0000000000000000",
+			"NoNewPrivs:\t1",
+		} {
+			if !strings.Contains(status, want) {
+				t.Errorf("nasd pid %s: /proc/%s/status lacks %q:\n%s", pid, pid, want, status)
+			}
+		}
+		root := rootMountOptions(readFile(filepath.Join("/proc", pid, "mountinfo")))
+		if !strings.Contains(","+root+",", ",ro,") {
+			t.Errorf("nasd pid %s: root filesystem mounted %q, want read-only", pid, root)
+		}
+	}
+}
+
+// nasdProcesses are the node's processes running the image's /nasd.
+func nasdProcesses(t *testing.T) []string {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pids []string
+	for _, e := range entries {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		cmdline := readFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if argv0, _, _ := strings.Cut(cmdline, "\x00"); argv0 == "/nasd" {
+			pids = append(pids, e.Name())
+		}
+	}
+	return pids
+}
+
+// rootMountOptions are the mount options of "/" in a mountinfo.
+func rootMountOptions(mountinfo string) string {
+	for _, l := range strings.Split(mountinfo, "\n") {
+		f := strings.Fields(l)
+		if len(f) > 5 && f[4] == "/" {
+			return f[5]
+		}
+	}
+	return ""
+}
+
+// appsMountEveryClaim: one app pod per claim of Pulumi.yaml, mounting it
+// through kubelet. The node's /proc/mounts shows the PV's source and mount
+// options; the app reads the Windows file; on servers that write back, the
+// app's file reaches the Windows directory; the backup claim is read-only.
+func appsMountEveryClaim(t *testing.T) {
+	for _, s := range cfg.Servers {
+		apply(t, appPod(s))
+	}
+	for _, s := range cfg.Servers {
+		p := waitPod(t, s.Claim.Namespace, appName(s), 4*time.Minute)
+		v := components.VolumeFor(cfg.Shared, s)
+		mount := kubeletMount(t, p, s)
+		for _, o := range kernelOptions(node.MountOptions(v)) {
+			if !strings.Contains(","+mount.options+",", ","+o+",") {
+				t.Errorf("%s: kubelet mounted %s with %q, missing %q (the PV's mountOptions)", s.Name, mount.source, mount.options, o)
+			}
+		}
+		wantSource := cfg.Cluster.Servers[s.Name].ClusterIP + ":" + v.ExportPath
+		if mount.source != wantSource {
+			t.Errorf("%s: kubelet mounted %s, want the PV's %s", s.Name, mount.source, wantSource)
+		}
+		name, content := windowsFile(s)
+		if got := kubectl(t, "exec", "-n", s.Claim.Namespace, appName(s), "--", "cat", "/data/"+name); strings.TrimSpace(got) != content {
+			t.Errorf("%s: the app read %q from the Windows file, want %q", s.Name, got, content)
+		}
+		out, err := cluster.Kubectl("exec", "-n", s.Claim.Namespace, appName(s), "--", "sh", "-c", "echo result of "+s.Name+" > /data/from-app.txt")
+		switch {
+		case s.ReadOnly && err == nil:
+			t.Errorf("%s: the app wrote to a read-only claim", s.Name)
+		case s.ReadOnly && !strings.Contains(out, "Read-only file system"):
+			t.Errorf("%s: writing to the read-only claim failed with %q, want EROFS", s.Name, out)
+		case !s.ReadOnly && err != nil:
+			t.Errorf("%s: the app cannot write: %v", s.Name, err)
+		}
+		if s.Role.WritesWindows() {
+			eventually(t, time.Minute, s.Name+": the app's file in the Windows directory", func() error {
+				if got := readFile(filepath.Join(node.Backing, s.Name, "from-app.txt")); got != "result of "+s.Name {
+					return fmt.Errorf("Windows side has %q", got)
+				}
+				return nil
+			})
+		}
+	}
+}
+
+func appName(s spec.Server) string { return "app-" + s.Name }
+
+// appPod mounts the server's claim at /data as the lab's app uid.
+func appPod(s spec.Server) string {
+	return fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata: {name: %s, namespace: %s, labels: {%q: "true"}}
+spec:
+  securityContext: {runAsUser: %d, runAsGroup: %d}
+  containers:
+  - name: app
+    image: %s
+    imagePullPolicy: Never
+    command: [sleep, "100000"]
+    volumeMounts: [{name: data, mountPath: /data}]
+  volumes:
+  - name: data
+    persistentVolumeClaim: {claimName: %s, readOnly: %t}
+`, appName(s), s.Claim.Namespace, appNamespaceLabel, node.AppUID, node.AppUID, kube.BusyboxImage, s.Claim.Name, s.ReadOnly)
+}
+
+type nfsMount struct{ source, target, options string }
+
+// kubeletMount is the node's NFS mount of the server's PV for the pod.
+func kubeletMount(t *testing.T, p pod, s spec.Server) nfsMount {
+	t.Helper()
+	want := filepath.Join("/var/lib/kubelet/pods", p.Metadata.UID, "volumes/kubernetes.io~nfs", s.VolumeName)
+	for _, l := range strings.Split(readFile("/proc/mounts"), "\n") {
+		f := strings.Fields(l)
+		if len(f) > 3 && f[1] == want && strings.HasPrefix(f[2], "nfs") {
+			return nfsMount{f[0], f[1], f[3]}
+		}
+	}
+	t.Fatalf("%s: no NFS mount at %s in the node's /proc/mounts:\n%s", s.Name, want, readFile("/proc/mounts"))
+	return nfsMount{}
+}
+
+// kernelOptions are mount options as /proc/mounts spells them.
+func kernelOptions(opts string) []string {
+	var out []string
+	for _, o := range strings.Split(opts, ",") {
+		if v, ok := strings.CutPrefix(o, "nfsvers="); ok {
+			o = "vers=" + v
+		}
+		out = append(out, o)
+	}
+	return out
+}
