@@ -110,10 +110,11 @@ func PrepareNode(t *testing.T, project, dir string) NodeGuest {
 		"GOMODCACHE":      ge[1],
 		"XDG_CACHE_HOME":  cache,
 		"GOPROXY":         "off",
+		"GOTELEMETRY":     "off",
+		"HOME":            "/run/lab/home",
 		"GOFLAGS":         "-mod=readonly",
 		"PATH":            kube.ToolchainBin + ":" + filepath.Join(ge[2], "bin") + ":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 		"PULUMI_HOME":     filepath.Join(toolchain, "pulumi-home"),
-		"LAB_PULUMI_HOME": filepath.Join(toolchain, "pulumi-home"),
 	}
 	return g
 }
@@ -154,10 +155,13 @@ func edit(t *testing.T, file, old, new string) {
 	require.NoError(t, os.WriteFile(file, bytes.Replace(b, []byte(old), []byte(new), 1), 0o644))
 }
 
-// hostWriters are the trees other processes on a shared machine write to
-// while the guest runs (Go caches, work trees, temp dirs), and the kernel's
-// own; the guest reaches the first ones only through overlays.
-var hostWriters = []string{"/proc", "/sys", "/dev", "/run", "/tmp", "/var/tmp", "/work", "/root/.cache", "/root/go"}
+// hostWriters are the trees other processes on a shared build machine write
+// to while the guest runs (Go caches and telemetry, work trees, temp dirs,
+// other labs' UML kernels, other suites' kubectl and pulumi), and the
+// kernel's own. The guest reaches the caches only through its overlays, and
+// runs with its own HOME on tmpfs.
+var hostWriters = []string{"/proc", "/sys", "/dev", "/run", "/tmp", "/var/tmp", "/work",
+	"/root/.cache", "/root/go", "/root/.config/go", "/root/.uml", "/root/.kube", filepath.Join(filepath.Dir(kube.ToolchainBin), "pulumi-home")}
 
 // HostChanges lists the host's files changed after marker, outside hostWriters.
 func HostChanges(t *testing.T, marker string) []string {

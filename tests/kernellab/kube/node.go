@@ -117,7 +117,9 @@ func isolate() error {
 		return fmt.Errorf("cgroup controllers: %w", err)
 	}
 	// kubectl and others cache under $HOME.
-	os.Setenv("HOME", filepath.Join(Dir, "home"))
+	if !strings.HasPrefix(os.Getenv("HOME"), "/run/") {
+		os.Setenv("HOME", filepath.Join(Dir, "home"))
+	}
 	cpuinfo := filepath.Join(Dir, "cpuinfo")
 	b, err := os.ReadFile("/proc/cpuinfo")
 	if err != nil {

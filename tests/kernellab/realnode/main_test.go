@@ -41,6 +41,10 @@ func TestMain(m *testing.M) {
 func run(m *testing.M) int {
 	start := time.Now()
 	project = os.Getenv("LAB_PROJECT")
+	if err := os.MkdirAll(os.Getenv("HOME"), 0o755); err != nil {
+		fmt.Println("realnode:", err)
+		return 1
+	}
 	var err error
 	if cfg, err = node.Load(project); err != nil {
 		fmt.Println("realnode:", err)

@@ -3,8 +3,10 @@
 package realnode
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -36,12 +38,16 @@ func pulumi(t *testing.T, args ...string) string {
 		"KUBECONFIG="+cluster.Kubeconfig,
 	)
 	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	console, flushed := prefixed("pulumi| ")
+	w := io.MultiWriter(&out, console)
+	cmd.Stdout, cmd.Stderr = w, w
 	t0 := time.Now()
 	err := cmd.Run()
+	console.Close()
+	<-flushed
 	t.Logf("pulumi %s: %.0fs", strings.Join(args, " "), time.Since(t0).Seconds())
 	if err != nil {
-		t.Fatalf("pulumi %s: %v\n%s", strings.Join(args, " "), err, out.String())
+		t.Fatalf("pulumi %s: %v (its output is above, prefixed pulumi|)", strings.Join(args, " "), err)
 	}
 	return out.String()
 }
@@ -75,6 +81,8 @@ func TestPulumiDev(t *testing.T) {
 		{"NasdPodsReady", nasdPodsReady},
 		{"SecurityContextEnforced", securityContextEnforced},
 		{"AppsMountEveryClaim", appsMountEveryClaim},
+		{"RolloutKeepsAppsWorking", rolloutKeepsAppsWorking},
+		{"DestroyKeepsWindowsFiles", destroyKeepsWindowsFiles},
 	}
 	for _, s := range steps {
 		if !t.Run(s.name, s.fn) {
@@ -217,12 +225,12 @@ spec:
   - name: app
     image: %s
     imagePullPolicy: Never
-    command: [sleep, "100000"]
+    command: [sh, -c, %q]
     volumeMounts: [{name: data, mountPath: /data}]
   volumes:
   - name: data
     persistentVolumeClaim: {claimName: %s, readOnly: %t}
-`, appName(s), s.Claim.Namespace, appNamespaceLabel, node.AppUID, node.AppUID, kube.BusyboxImage, s.Claim.Name, s.ReadOnly)
+`, appName(s), s.Claim.Namespace, appNamespaceLabel, node.AppUID, node.AppUID, kube.BusyboxImage, appLoop(s), s.Claim.Name, s.ReadOnly)
 }
 
 type nfsMount struct{ source, target, options string }
@@ -251,4 +259,143 @@ func kernelOptions(opts string) []string {
 		out = append(out, o)
 	}
 	return out
+}
+
+// appLoop is what every app does for as long as it runs, once a second:
+// read the Windows file and, unless the claim is read-only, append a
+// numbered line to its log (a new open and close each time: the kernel
+// client flushes at close). Every failure is one "ERR" line on stdout.
+func appLoop(s spec.Server) string {
+	name, _ := windowsFile(s)
+	write := `echo "line $i" >> /data/app-loop.log || echo "ERR write $i"`
+	if s.ReadOnly {
+		write = ":"
+	}
+	return `i=0; while true; do
+  cat /data/` + name + ` > /dev/null || echo "ERR read $i"
+  ` + write + `
+  i=$((i+1)); sleep 1
+done`
+}
+
+// appErrors are the failures an app has reported so far.
+func appErrors(t *testing.T, s spec.Server) []string {
+	t.Helper()
+	var errs []string
+	for _, l := range strings.Split(kubectl(t, "logs", "-n", s.Claim.Namespace, appName(s)), "\n") {
+		if strings.HasPrefix(l, "ERR") {
+			errs = append(errs, l)
+		}
+	}
+	return errs
+}
+
+// deploymentImages maps each server's Deployment to the image it runs.
+func deploymentImages(t *testing.T) map[string]string {
+	t.Helper()
+	images := map[string]string{}
+	for _, s := range cfg.Servers {
+		images[s.Name] = kubectl(t, "get", "deployment", "-n", cfg.NasNamespace, s.Name, "-o", "jsonpath={.spec.template.spec.containers[0].image}")
+	}
+	return images
+}
+
+// rolloutKeepsAppsWorking: a change to nasd's source gives a new image
+// digest; `pulumi up` builds it, loads it into containerd and rolls every
+// Deployment. The apps keep their mounts and report no failed read or write,
+// and on servers that write back every line the apps wrote reaches the
+// Windows directory.
+func rolloutKeepsAppsWorking(t *testing.T) {
+	before := deploymentImages(t)
+	// An init function: it is in the binary whatever the linker drops.
+	change := "package main\n\nimport \"os\"\n\nfunc init() { os.Setenv(\"NASD_KERNELLAB_REVISION\", \"2\") }\n"
+	if err := os.WriteFile(filepath.Join(project, "nasimage/cmd/nasd/kernellab_revision.go"), []byte(change), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	pulumi(t, "up", "--stack", "dev", "--yes", "--skip-preview")
+	t.Logf("pulumi up of the new image took %.0fs", time.Since(t0).Seconds())
+	after := deploymentImages(t)
+	for _, s := range cfg.Servers {
+		if after[s.Name] == before[s.Name] {
+			t.Errorf("%s: still runs %s after the source change", s.Name, before[s.Name])
+		}
+	}
+	nasdPodsReady(t)
+	for _, s := range cfg.Servers {
+		for _, p := range pods(t, cfg.NasNamespace, "app.kubernetes.io/instance="+s.Name) {
+			if p.Spec.Containers[0].Image != after[s.Name] {
+				t.Errorf("%s: pod %s runs %s, want %s", s.Name, p.Metadata.Name, p.Spec.Containers[0].Image, after[s.Name])
+			}
+		}
+	}
+	// A few more rounds against the new pods.
+	time.Sleep(5 * time.Second)
+	for _, s := range cfg.Servers {
+		p := waitPod(t, s.Claim.Namespace, appName(s), time.Minute)
+		kubeletMount(t, p, s)
+		if errs := appErrors(t, s); len(errs) > 0 {
+			t.Errorf("%s: the app failed %d times during the rollout: %v", s.Name, len(errs), errs)
+		}
+		if !s.Role.WritesWindows() {
+			continue
+		}
+		// Lines 0..n the app wrote are all on the Windows side, in order.
+		eventually(t, time.Minute, s.Name+": the app's lines in the Windows directory", func() error {
+			lines := strings.Split(readFile(filepath.Join(node.Backing, s.Name, "app-loop.log")), "\n")
+			for i, l := range lines {
+				if l != fmt.Sprintf("line %d", i) {
+					return fmt.Errorf("line %d of the Windows copy is %q", i, l)
+				}
+			}
+			if len(lines) < 10 {
+				return fmt.Errorf("only %d lines", len(lines))
+			}
+			return nil
+		})
+	}
+}
+
+// destroyKeepsWindowsFiles: the apps go (a claim in use is never deleted),
+// then `pulumi destroy` removes every object of the stack; the Windows
+// directories keep their files, the apps' results included.
+func destroyKeepsWindowsFiles(t *testing.T) {
+	for _, s := range cfg.Servers {
+		kubectl(t, "delete", "pod", "-n", s.Claim.Namespace, appName(s), "--grace-period=1")
+	}
+	pulumi(t, "destroy", "--stack", "dev", "--yes", "--skip-preview")
+	for _, s := range cfg.Servers {
+		if out, err := cluster.Kubectl("get", "pv", s.VolumeName, "--ignore-not-found", "-o", "name"); err != nil || strings.TrimSpace(out) != "" {
+			t.Errorf("PV %s after destroy: %q %v", s.VolumeName, out, err)
+		}
+		name, content := windowsFile(s)
+		if got := readFile(filepath.Join(node.Backing, s.Name, name)); got != content {
+			t.Errorf("%s: the Windows file is %q after destroy, want %q", s.Name, got, content)
+		}
+		if s.Role.WritesWindows() {
+			if got := readFile(filepath.Join(node.Backing, s.Name, "from-app.txt")); got != "result of "+s.Name {
+				t.Errorf("%s: the app's result on the Windows side is %q after destroy", s.Name, got)
+			}
+		}
+	}
+	for _, ns := range []string{cfg.NasNamespace} {
+		if out, _ := cluster.Kubectl("get", "deployments,services", "-n", ns, "-o", "name"); strings.TrimSpace(out) != "" {
+			t.Errorf("left in %s after destroy: %s", ns, out)
+		}
+	}
+}
+
+// prefixed writes lines to stdout with a prefix (the guest's console).
+func prefixed(prefix string) (*io.PipeWriter, <-chan struct{}) {
+	r, w := io.Pipe()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sc := bufio.NewScanner(r)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			fmt.Println(prefix + sc.Text())
+		}
+	}()
+	return w, done
 }
