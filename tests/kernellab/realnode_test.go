@@ -105,16 +105,16 @@ func PrepareNode(t *testing.T, project, dir string) NodeGuest {
 		"LAB_PROJECT": copyDir,
 		"LAB_IMAGES":  images,
 		// Overlays the guest puts over the host's caches it uses.
-		"LAB_OVERLAYS":    strings.Join([]string{cache, ge[1], filepath.Join(toolchain, "pulumi-home")}, " "),
-		"GOCACHE":         ge[0],
-		"GOMODCACHE":      ge[1],
-		"XDG_CACHE_HOME":  cache,
-		"GOPROXY":         "off",
-		"GOTELEMETRY":     "off",
-		"HOME":            "/run/lab/home",
-		"GOFLAGS":         "-mod=readonly",
-		"PATH":            kube.ToolchainBin + ":" + filepath.Join(ge[2], "bin") + ":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-		"PULUMI_HOME":     filepath.Join(toolchain, "pulumi-home"),
+		"LAB_OVERLAYS":   strings.Join([]string{cache, ge[1], filepath.Join(toolchain, "pulumi-home")}, " "),
+		"GOCACHE":        ge[0],
+		"GOMODCACHE":     ge[1],
+		"XDG_CACHE_HOME": cache,
+		"GOPROXY":        "off",
+		"GOTELEMETRY":    "off",
+		"HOME":           "/run/lab/home",
+		"GOFLAGS":        "-mod=readonly",
+		"PATH":           kube.ToolchainBin + ":" + filepath.Join(ge[2], "bin") + ":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+		"PULUMI_HOME":    filepath.Join(toolchain, "pulumi-home"),
 	}
 	return g
 }
