@@ -11,7 +11,7 @@ FUZZTIME ?= 15s
 # the config, so an empty one is fine unless you add some.
 export PULUMI_CONFIG_PASSPHRASE ?=
 
-.PHONY: test deps vet unit fuzz bench bench-nfs up preview-dev preview-ocp parity stacks e2e drift lab lab-deps lab-bench lab-node need-pulumi preflight-dev
+.PHONY: test deps vet unit fuzz bench bench-nfs up preview-dev preview-ocp parity stacks e2e drift lab lab-deps lab-bench lab-node up-lab need-pulumi preflight-dev
 
 ## test: everything a clean checkout must pass (installs its apt deps when run as root)
 test: deps vet unit fuzz
@@ -67,11 +67,17 @@ stacks: need-pulumi
 ## preflight-dev: what the dev stack needs from this machine (kube context, the image loader's tool)
 preflight-dev:
 	@$(GO) build -o bin/preflight ./cmd/preflight
-	@bin/preflight dev
+	@bin/preflight dev || { command -v minikube >/dev/null 2>&1 || echo "make up: there is no Minikube on this machine; on Linux, make up-lab runs the same job on a Kubernetes node inside a user-mode-linux guest (README, Without Minikube)." >&2; exit 1; }
 
 ## up: THE main job: build the dev topology on Minikube (see README for the Minikube setup)
 up: need-pulumi preflight-dev stacks
 	$(PULUMI) up --stack dev --config-file $(call STACKCONF,dev) $(ARGS)
+
+## up-lab: the main job without Minikube (Linux, root): a real Kubernetes node in a user-mode-linux
+## guest, the real pulumi up --stack dev onto it, then a shell in the guest (leaving it stops the guest)
+up-lab: lab-deps
+	$(TOOLCHAIN)/ensure
+	$(GO) run ./tests/kernellab/cmd/up-lab
 
 preview-dev: stacks
 	$(PULUMI) preview --stack dev --config-file $(call STACKCONF,dev) $(ARGS)

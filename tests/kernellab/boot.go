@@ -38,6 +38,7 @@ type Guest struct {
 	MemoryMB int               // guest memory (default 3072)
 	DiskMB   int               // size of the ext4 image the guest gets as /dev/ubdb (default 6144)
 	Console  io.Writer         // guest console (kernel and workload output), streamed
+	Stdin    io.Reader         // guest console input (nil: none)
 	Timeout  time.Duration     // whole boot, default 30 minutes
 }
 
@@ -98,7 +99,7 @@ func Boot(g Guest) (*Result, error) {
 	// UML keeps its guest memory in a file under TMPDIR; keep it out of the
 	// lab directory, which may be on a slow or small disk.
 	cmd.Env = append(os.Environ(), "LD_PRELOAD="+shim)
-	cmd.Stdin = nil
+	cmd.Stdin = g.Stdin
 	// The kernel's processes die with the test, whatever ends it. The
 	// death signal follows the thread that started the kernel: keep this
 	// goroutine on it until the kernel is gone.

@@ -66,6 +66,11 @@ func run(m *testing.M) int {
 		return 1
 	}
 	fmt.Printf("realnode: node ready %.0fs after the guest started\n", time.Since(start).Seconds())
+	if os.Getenv("LAB_UP") == "1" {
+		code := upLab()
+		cluster.Stop()
+		return code
+	}
 	code := m.Run()
 	memory()
 	if code != 0 {

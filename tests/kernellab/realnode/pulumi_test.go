@@ -23,10 +23,21 @@ import (
 
 const appNamespaceLabel = "kernellab/app"
 
-// pulumi runs the real CLI in the project copy (its file backend on the
-// guest's tmpfs) and fails the test on error.
+// pulumi runs the real CLI in the project copy and fails the test on error.
 func pulumi(t *testing.T, args ...string) string {
 	t.Helper()
+	t0 := time.Now()
+	out, err := pulumiRun(args...)
+	t.Logf("pulumi %s: %.0fs", strings.Join(args, " "), time.Since(t0).Seconds())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// pulumiRun runs the real CLI in the project copy (its file backend on the
+// guest's tmpfs), its output streamed to the console.
+func pulumiRun(args ...string) (string, error) {
 	cmd := exec.Command("pulumi", append(args, "--non-interactive")...)
 	cmd.Dir = project
 	cmd.Env = append(os.Environ(),
@@ -37,19 +48,20 @@ func pulumi(t *testing.T, args ...string) string {
 		"PULUMI_IGNORE_AMBIENT_PLUGINS=true",
 		"KUBECONFIG="+cluster.Kubeconfig,
 	)
+	if err := os.MkdirAll("/run/lab/pulumi-state", 0o755); err != nil {
+		return "", err
+	}
 	var out bytes.Buffer
 	console, flushed := prefixed("pulumi| ")
 	w := io.MultiWriter(&out, console)
 	cmd.Stdout, cmd.Stderr = w, w
-	t0 := time.Now()
 	err := cmd.Run()
 	console.Close()
 	<-flushed
-	t.Logf("pulumi %s: %.0fs", strings.Join(args, " "), time.Since(t0).Seconds())
 	if err != nil {
-		t.Fatalf("pulumi %s: %v (its output is above, prefixed pulumi|)", strings.Join(args, " "), err)
+		return out.String(), fmt.Errorf("pulumi %s: %v (its output is above, prefixed pulumi|)", strings.Join(args, " "), err)
 	}
-	return out.String()
+	return out.String(), nil
 }
 
 // windowsFile is the file each server's Windows directory holds before up.
@@ -60,9 +72,6 @@ func windowsFile(s spec.Server) (name, content string) {
 // TestPulumiDev: the real `pulumi up --stack dev` onto the node, then what
 // only a real node shows, then the day-2 rollout and the destroy.
 func TestPulumiDev(t *testing.T) {
-	if err := os.MkdirAll("/run/lab/pulumi-state", 0o755); err != nil {
-		t.Fatal(err)
-	}
 	for _, s := range cfg.Servers {
 		name, content := windowsFile(s)
 		if err := node.WindowsWriteFile(filepath.Join(node.Backing, s.Name, name), []byte(content)); err != nil {
