@@ -356,6 +356,9 @@ serializeImagePulls: false
 registerNode: true
 resolvConf: ""
 podCIDR: %q
+# The guest is one slow CPU shared by the whole cluster: starting a shim
+# can take minutes there (the default 2m ends in "context deadline exceeded").
+runtimeRequestTimeout: 10m
 `, p+"/ca.crt", PodCIDR)
 	file := filepath.Join(Dir, "kubelet.yaml")
 	if err := os.WriteFile(file, []byte(config), 0o644); err != nil {

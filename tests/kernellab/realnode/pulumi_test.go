@@ -21,7 +21,7 @@ import (
 	"github.com/nas-topology/nas-topology/tests/kernellab/node"
 )
 
-const appNamespaceLabel = "kernellab/app"
+const appLabel = "kernellab/app" // on every app pod
 
 // pulumi runs the real CLI in the project copy and fails the test on error.
 func pulumi(t *testing.T, args ...string) string {
@@ -182,10 +182,11 @@ func rootMountOptions(mountinfo string) string {
 // app's file reaches the Windows directory; the backup claim is read-only.
 func appsMountEveryClaim(t *testing.T) {
 	for _, s := range cfg.Servers {
+		// One at a time: the guest's one CPU starts one shim at a time anyway.
 		apply(t, appPod(s))
-	}
-	for _, s := range cfg.Servers {
-		p := waitPod(t, s.Claim.Namespace, appName(s), 4*time.Minute)
+		t0 := time.Now()
+		p := waitPod(t, s.Claim.Namespace, appName(s), 6*time.Minute)
+		t.Logf("%s: app pod Running and Ready in %.0fs", s.Name, time.Since(t0).Seconds())
 		v := components.VolumeFor(cfg.Shared, s)
 		mount := kubeletMount(t, p, s)
 		for _, o := range kernelOptions(node.MountOptions(v)) {
@@ -229,6 +230,7 @@ func appPod(s spec.Server) string {
 kind: Pod
 metadata: {name: %s, namespace: %s, labels: {%q: "true"}}
 spec:
+  dnsPolicy: Default
   securityContext: {runAsUser: %d, runAsGroup: %d}
   containers:
   - name: app
@@ -239,7 +241,7 @@ spec:
   volumes:
   - name: data
     persistentVolumeClaim: {claimName: %s, readOnly: %t}
-`, appName(s), s.Claim.Namespace, appNamespaceLabel, node.AppUID, node.AppUID, kube.BusyboxImage, appLoop(s), s.Claim.Name, s.ReadOnly)
+`, appName(s), s.Claim.Namespace, appLabel, node.AppUID, node.AppUID, kube.BusyboxImage, appLoop(s), s.Claim.Name, s.ReadOnly)
 }
 
 type nfsMount struct{ source, target, options string }
@@ -369,9 +371,7 @@ func rolloutKeepsAppsWorking(t *testing.T) {
 // then `pulumi destroy` removes every object of the stack; the Windows
 // directories keep their files, the apps' results included.
 func destroyKeepsWindowsFiles(t *testing.T) {
-	for _, s := range cfg.Servers {
-		kubectl(t, "delete", "pod", "-n", s.Claim.Namespace, appName(s), "--grace-period=1")
-	}
+	kubectl(t, "delete", "pods", "--all-namespaces", "-l", appLabel+"=true", "--grace-period=1")
 	pulumi(t, "destroy", "--stack", "dev", "--yes", "--skip-preview")
 	for _, s := range cfg.Servers {
 		if out, err := cluster.Kubectl("get", "pv", s.VolumeName, "--ignore-not-found", "-o", "name"); err != nil || strings.TrimSpace(out) != "" {
