@@ -162,11 +162,12 @@ func edit(file, old, new string) error {
 // hostWriters are the trees other processes on a shared build machine write
 // to while the guest runs (Go caches and telemetry, work trees, temp dirs,
 // other labs' UML kernels, other suites' kubectl and pulumi, the toolchain's
-// ensure lock), and the kernel's own. The guest reaches the caches only through its overlays, and
+// ensure lock, the poweroff record of labs older than the guest's own
+// /var/log), and the kernel's own. The guest reaches the caches only through its overlays, and
 // runs with its own HOME on tmpfs.
 var hostWriters = []string{"/proc", "/sys", "/dev", "/run", "/tmp", "/var/tmp", "/work",
 	"/root/.cache", "/root/go", "/root/.config/go", "/root/.uml", "/root/.kube", pulumiHome,
-	filepath.Join(filepath.Dir(kube.ToolchainBin), ".lock")}
+	filepath.Join(filepath.Dir(kube.ToolchainBin), ".lock"), "/var/log/wtmp"}
 
 // HostChanges lists the host's files changed after marker, outside hostWriters.
 func HostChanges(marker string) ([]string, error) {
