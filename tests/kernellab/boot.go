@@ -15,6 +15,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -127,9 +128,20 @@ func Boot(g Guest) (*Result, error) {
 		}
 	}()
 	timer := time.AfterFunc(g.Timeout, func() { cmd.Process.Kill() })
+	// Interrupted (Ctrl-C, a stopped test): the whole guest goes, not only
+	// the kernel.
+	interrupted := make(chan os.Signal, 1)
+	signal.Notify(interrupted, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		if _, ok := <-interrupted; ok {
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		}
+	}()
 	<-done
 	waitErr := cmd.Wait()
 	timer.Stop()
+	signal.Stop(interrupted)
+	close(interrupted)
 	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // whatever of the guest is left
 	res := &Result{Elapsed: time.Since(start), ExitCode: -1}
 	if b, err := os.ReadFile(startedFile); err == nil {

@@ -31,7 +31,7 @@ func upLab() int {
 		fmt.Printf("  mkdir -p /tmp/%s && mount -t nfs -o %s %s:%s /tmp/%s\n", s.Name, node.MountOptions(v), cfg.Cluster.Servers[s.Name].ClusterIP, v.ExportPath, s.Name)
 	}
 	fmt.Printf("The Windows side (behind the 9p share at %s) is %s/<server> on the guest's tmpfs.\n", cfg.Cluster.WindowsRoot, node.Backing)
-	fmt.Println("Leave the shell (exit or Ctrl-D) to stop the node and the guest; nothing of it stays on this machine.")
+	fmt.Println("Leave the shell (exit or Ctrl-D; Ctrl-C on the host also works) to stop the node and the guest; nothing of it stays on this machine.")
 	sh := exec.Command("sh", "-i")
 	sh.Stdin, sh.Stdout, sh.Stderr = os.Stdin, os.Stdout, os.Stderr
 	sh.Env = append(os.Environ(), "KUBECONFIG="+cluster.Kubeconfig, "PS1=up-lab# ")
