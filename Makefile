@@ -11,7 +11,7 @@ FUZZTIME ?= 15s
 # the config, so an empty one is fine unless you add some.
 export PULUMI_CONFIG_PASSPHRASE ?=
 
-.PHONY: test deps vet unit fuzz bench bench-nfs up preview-dev preview-ocp parity stacks e2e drift lab lab-deps lab-bench need-pulumi preflight-dev program
+.PHONY: test deps vet unit fuzz bench bench-nfs up preview-dev preview-ocp parity stacks e2e drift lab lab-deps lab-bench lab-node up-lab need-pulumi preflight-dev program
 
 ## test: everything a clean checkout must pass (installs its apt deps when run as root)
 test: deps vet unit fuzz
@@ -83,6 +83,12 @@ program:
 up: need-pulumi preflight-dev stacks program
 	$(PULUMI) up --stack dev --config-file $(call STACKCONF,dev) $(ARGS)
 
+## up-lab: the main job without Minikube (Linux, root): a real Kubernetes node in a user-mode-linux
+## guest, the real pulumi up --stack dev onto it, then a shell in the guest (leaving it stops the guest)
+up-lab: lab-deps
+	$(TOOLCHAIN)/ensure
+	$(GO) run ./tests/kernellab/cmd/up-lab
+
 preview-dev: stacks program
 	$(PULUMI) preview --stack dev --config-file $(call STACKCONF,dev) $(ARGS)
 
@@ -126,11 +132,18 @@ bench-sync:
 
 ## lab: the kernel lab: a real Linux 6.1 kernel (user-mode-linux) with the kernel NFS client mounting
 ## every PV as rendered, a minikube-mount-style 9p share, nasd pods and knfsd (tests/kernellab)
-LAB_PACKAGES := user-mode-linux kmod iproute2 iptables nfs-common nfs-kernel-server diod e2fsprogs util-linux git sqlite3 gcc libc6-dev
+LAB_PACKAGES := user-mode-linux kmod iproute2 iptables nfs-common nfs-kernel-server diod e2fsprogs util-linux git sqlite3 gcc libc6-dev \
+                containerd runc containernetworking-plugins busybox-static
 LAB_RUN ?=
 LAB_SKIP ?=
 lab: lab-deps
 	cd tests/kernellab && LAB_RUN='$(LAB_RUN)' LAB_SKIP='$(LAB_SKIP)' $(GO) test -tags kernellab -count=1 -timeout 60m -v -run '^TestKernelLab$$' .
+
+## lab-node: a real Kubernetes node in the lab's guest (toolchain control plane, kubelet, kube-proxy;
+## Debian containerd, runc, CNI) and the real `pulumi up --stack dev` onto it (tests/kernellab/realnode)
+lab-node: lab-deps
+	$(TOOLCHAIN)/ensure
+	cd tests/kernellab && LAB_RUN='$(LAB_RUN)' $(GO) test -tags kernellab -count=1 -timeout 60m -v -run '^TestRealNode$$' .
 
 ## lab-bench: the lab's latency benchmarks through the kernel client (Windows <-> app)
 lab-bench: lab-deps

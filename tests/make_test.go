@@ -112,6 +112,7 @@ func TestMakeUpOnAFreshMachine(t *testing.T) {
 		require.Len(t, lines, 1, "one sentence:\n%s", stderr)
 		assert.Contains(t, lines[0], `image loader "minikube" needs minikube on PATH`)
 		assert.Contains(t, lines[0], "install minikube")
+		assert.Contains(t, lines[0], "`make up-lab`", "points to the main job without Minikube")
 		assert.NotContains(t, stdout, "fake pulumi up", "nothing reaches pulumi")
 	})
 }

@@ -81,7 +81,7 @@ func CheckLoader(loader string, opts LoadOptions) error {
 	}
 	switch loader {
 	case LoaderMinikube:
-		_, err := lookTool(loader, "minikube", "install minikube (https://minikube.sigs.k8s.io/docs/start/)")
+		_, err := lookTool(loader, "minikube", "install minikube (https://minikube.sigs.k8s.io/docs/start/; on Linux without Minikube, `make up-lab` runs the dev stack on a Kubernetes node inside a user-mode-linux guest)")
 		return err
 	case LoaderContainerd:
 		_, err := lookTool(loader, "ctr", "install containerd, which ships ctr, or run this on the node")

@@ -15,6 +15,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -38,6 +39,7 @@ type Guest struct {
 	MemoryMB int               // guest memory (default 3072)
 	DiskMB   int               // size of the ext4 image the guest gets as /dev/ubdb (default 6144)
 	Console  io.Writer         // guest console (kernel and workload output), streamed
+	Stdin    io.Reader         // guest console input (nil: none)
 	Timeout  time.Duration     // whole boot, default 30 minutes
 }
 
@@ -90,6 +92,7 @@ func Boot(g Guest) (*Result, error) {
 		"mem=" + strconv.Itoa(g.MemoryMB) + "M",
 		"root=/dev/root", "rootfstype=hostfs", "rootflags=/", "rw",
 		"ubdb=" + disk,
+		"uml_dir=" + g.Dir, // the kernel's own pid/mconsole files, not ~/.uml
 		"init=" + initPath,
 		"con0=fd:0,fd:1", "con=null", "quiet",
 	}
@@ -97,13 +100,15 @@ func Boot(g Guest) (*Result, error) {
 	// UML keeps its guest memory in a file under TMPDIR; keep it out of the
 	// lab directory, which may be on a slow or small disk.
 	cmd.Env = append(os.Environ(), "LD_PRELOAD="+shim)
-	cmd.Stdin = nil
+	cmd.Stdin = g.Stdin
 	// The kernel's processes die with the test, whatever ends it. The
 	// death signal follows the thread that started the kernel: keep this
 	// goroutine on it until the kernel is gone.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	// Its own process group: the guest's processes are host processes
+	// (ptraced children of the kernel) that outlive a killed kernel.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
@@ -123,9 +128,21 @@ func Boot(g Guest) (*Result, error) {
 		}
 	}()
 	timer := time.AfterFunc(g.Timeout, func() { cmd.Process.Kill() })
+	// Interrupted (Ctrl-C, a stopped test): the whole guest goes, not only
+	// the kernel.
+	interrupted := make(chan os.Signal, 1)
+	signal.Notify(interrupted, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		if _, ok := <-interrupted; ok {
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		}
+	}()
 	<-done
 	waitErr := cmd.Wait()
 	timer.Stop()
+	signal.Stop(interrupted)
+	close(interrupted)
+	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // whatever of the guest is left
 	res := &Result{Elapsed: time.Since(start), ExitCode: -1}
 	if b, err := os.ReadFile(startedFile); err == nil {
 		if ns, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64); err == nil {
@@ -162,6 +179,7 @@ mount -t sysfs sysfs /sys
 mount -t tmpfs -o mode=0755 run /run
 mount -t tmpfs -o mode=1777 tmp /tmp
 mount -t tmpfs -o mode=0755 nfsstate /var/lib/nfs
+mount -t tmpfs -o mode=0755 varlog /var/log # poweroff writes wtmp
 mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null
 mkdir -p /run/lab/disk
 mount -t ext4 /dev/ubdb /run/lab/disk

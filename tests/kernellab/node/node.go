@@ -102,12 +102,18 @@ func loadModules() error {
 	if err := os.MkdirAll(LogsDir, 0o755); err != nil {
 		return err
 	}
+	return LoadModules(modules...)
+}
+
+// LoadModules inserts kernel modules (and their dependencies) from
+// user-mode-linux's module tree.
+func LoadModules(names ...string) error {
 	dep, err := readModulesDep()
 	if err != nil {
 		return err
 	}
 	loaded := map[string]bool{}
-	for _, m := range modules {
+	for _, m := range names {
 		if err := dep.load(m, loaded); err != nil {
 			return err
 		}
@@ -174,6 +180,21 @@ func (n *Node) windowsShare() error {
 		return err
 	}
 	return run("mount", "-t", "9p", "-o", "trans=tcp,port="+diodPort+",version=9p2000.L,msize=262144,aname="+Backing+",uname=root,access=any", "127.0.0.1", root)
+}
+
+// ServeWindows serves the Windows share and mounts it at the cluster's
+// windowsRoot as `minikube mount` does (see windowsShare), for a node whose
+// pods kubelet runs.
+func ServeWindows(cfg *spec.Config) error {
+	WindowsUID = cfg.Cluster.RunAsUser
+	if err := os.MkdirAll(LogsDir, 0o755); err != nil {
+		return err
+	}
+	if err := LoadModules("9pnet", "9pnet_fd", "9p"); err != nil {
+		return err
+	}
+	n := &Node{Config: cfg, Servers: cfg.Servers}
+	return n.windowsShare()
 }
 
 // guestUser adds a user (and its group) to the guest's own copies of
