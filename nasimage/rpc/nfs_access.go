@@ -21,18 +21,8 @@ type Attrs interface {
 // and groups (stamp, machine name, uid, gid, gids<16>), or the anonymous
 // ids for AUTH_NONE (and credentials that do not decode).
 func callerCred(a Auth, m *access.Mapping) access.Cred {
-	if a.Flavor != authUnix {
-		return m.Anonymous()
-	}
-	r := xdrReader{buf: a.Body}
-	r.uint32()    // stamp
-	r.opaque(255) // machine name
-	c := access.Cred{UID: r.uint32(), GID: r.uint32()}
-	n := r.uint32()
-	for i := uint32(0); i < n && i < 16 && r.err == nil; i++ {
-		c.Groups = append(c.Groups, r.uint32())
-	}
-	if r.err != nil {
+	c, _, whole := unixCred(a)
+	if !whole {
 		return m.Anonymous()
 	}
 	return m.Map(c)
@@ -84,13 +74,10 @@ func (s *Server) permission(call Call, at Attrs, fh []byte, nameOffs []int) uint
 	case nfsProcSetattr:
 		return s.setattrPermission(call, at, fh, cred)
 	case nfsProcRename: // from dir, name, to dir, name
-		r := xdrReader{buf: call.Args, off: nameOffs[0]}
-		r.opaque(nfsNameMax)
-		to := r.opaque(nfs3FHSize)
 		if st := check(fh, needs[call.Proc]); st != nfs3OK {
 			return st
 		}
-		return check(to, access.Write|access.Exec)
+		return check(renameTarget(call.Args, nameOffs), access.Write|access.Exec)
 	case nfsProcLink: // file, dir, name: the new name's directory
 		r := xdrReader{buf: call.Args}
 		r.opaque(nfs3FHSize)

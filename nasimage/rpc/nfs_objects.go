@@ -1,6 +1,8 @@
 package rpc
 
 import (
+	"github.com/nas-topology/nas-topology/nasimage/access"
+
 	"bytes"
 	"encoding/binary"
 	"errors"
@@ -67,9 +69,7 @@ func (s *Server) objectChecks(call Call, obj Objects, fh []byte, names [][]byte,
 		}
 	}
 	if call.Proc == nfsProcRename {
-		r := xdrReader{buf: call.Args, off: nameOffs[0]}
-		r.opaque(nfsNameMax)
-		to := r.opaque(nfs3FHSize)
+		to := renameTarget(call.Args, nameOffs)
 		if err := s.cfg.Handles.Check(to); err != nil {
 			return errStatus(err, nfs3ErrBadHandl)
 		}
@@ -84,6 +84,14 @@ func (s *Server) objectChecks(call Call, obj Objects, fh []byte, names [][]byte,
 		call.Args[off+5] = 0
 	}
 	return nfs3OK
+}
+
+// renameTarget is the handle of RENAME's second directory (RENAME3args:
+// from dir, from name, to dir, to name; nameOffs as nameArgs gives them).
+func renameTarget(args []byte, nameOffs []int) []byte {
+	r := xdrReader{buf: args, off: nameOffs[0]}
+	r.opaque(nfsNameMax)
+	return r.opaque(nfs3FHSize)
 }
 
 // objectStatus checks the type of the file fh names.
@@ -152,17 +160,25 @@ var dotStatus = [nfsProcCount]uint32{
 // authUnix is the AUTH_UNIX (AUTH_SYS) credential flavor (RFC 5531).
 const authUnix = 1
 
-// unixCred returns the uid and gid of AUTH_UNIX (AUTH_SYS) credentials:
-// stamp, machine name, uid, gid, gids.
-func unixCred(a Auth) (uid, gid uint32, ok bool) {
+// unixCred decodes AUTH_UNIX (AUTH_SYS) credentials: stamp, machine name,
+// uid, gid, gids<16>. ok is false for another flavor or a body without uid
+// and gid; whole is false as well when the groups do not decode.
+func unixCred(a Auth) (c access.Cred, ok, whole bool) {
 	if a.Flavor != authUnix {
-		return 0, 0, false
+		return c, false, false
 	}
 	r := xdrReader{buf: a.Body}
 	r.uint32()    // stamp
 	r.opaque(255) // machine name
-	uid, gid = r.uint32(), r.uint32()
-	return uid, gid, r.err == nil
+	c.UID, c.GID = r.uint32(), r.uint32()
+	if r.err != nil {
+		return c, false, false
+	}
+	n := r.uint32()
+	for i := uint32(0); i < n && i < 16 && r.err == nil; i++ {
+		c.Groups = append(c.Groups, r.uint32())
+	}
+	return c, true, r.err == nil
 }
 
 // created hands a file that CREATE, MKDIR or SYMLINK just made to its
@@ -171,7 +187,7 @@ func unixCred(a Auth) (uid, gid uint32, ok bool) {
 // status, post_op_fh3, post_op_attr (fattr3: type, mode, nlink, uid, gid,
 // ...).
 func created(obj Objects, call Call, rep []byte) {
-	uid, gid, ok := unixCred(call.Cred)
+	cred, ok, _ := unixCred(call.Cred)
 	if !ok {
 		return
 	}
@@ -187,7 +203,7 @@ func created(obj Objects, call Call, rep []byte) {
 	if r.err != nil {
 		return
 	}
-	u, g, ok := obj.Created(fh, uid, gid)
+	u, g, ok := obj.Created(fh, cred.UID, cred.GID)
 	if !ok || r.uint32() != 1 || r.err != nil || r.off+20 > len(body) {
 		return
 	}
