@@ -320,11 +320,11 @@ func (h *Handler) statFD(f *openFile, a *fattr.Attr) error {
 		// A mode that denies nasd reading (chmod 000): read as the owner.
 		n, err = h.ownerByPath(f.id, b[:])
 	}
-	if err == nil && n == len(b) {
-		st.Uid, st.Gid = be32(b[:4]), be32(b[4:])
-	} else if h.opts.Owner != nil && st.Uid == uint32(os.Geteuid()) {
-		st.Uid, st.Gid = h.opts.Owner[0], h.opts.Owner[1] // as attrs does
+	var recorded []byte
+	if err == nil {
+		recorded = b[:n]
 	}
+	h.opts.showOwner(&st, recorded)
 	a.FromStat(&st, f.id.Number())
 	return nil
 }
@@ -352,10 +352,6 @@ func fgetxattr(fd int, name *byte, b []byte) (int, error) {
 		return 0, e
 	}
 	return int(n), nil
-}
-
-func be32(b []byte) uint32 {
-	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
 }
 
 // Attr fills a with the attributes of the file fh names (NFSv3 GETATTR):

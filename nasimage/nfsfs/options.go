@@ -46,7 +46,12 @@ func (o Options) Mapping() *access.Mapping {
 	if o.Insecure {
 		return nil
 	}
-	return &access.Mapping{Squash: o.Squash, AnonUID: o.AnonUID, AnonGID: o.AnonGID}
+	m := o.mapping()
+	return &m
+}
+
+func (o Options) mapping() access.Mapping {
+	return access.Mapping{Squash: o.Squash, AnonUID: o.AnonUID, AnonGID: o.AnonGID}
 }
 
 // DefaultOptions are the /etc/exports defaults: rw, sync, root_squash,
@@ -144,7 +149,6 @@ func (o Options) String() string {
 
 // mapOwner applies the squash mode to an owner change.
 func (o Options) mapOwner(uid, gid int) (int, int) {
-	m := access.Mapping{Squash: o.Squash, AnonUID: o.AnonUID, AnonGID: o.AnonGID}
-	c := m.Map(access.Cred{UID: uint32(uid), GID: uint32(gid)})
+	c := o.mapping().Map(access.Cred{UID: uint32(uid), GID: uint32(gid)})
 	return int(c.UID), int(c.GID)
 }

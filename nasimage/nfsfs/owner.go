@@ -55,16 +55,26 @@ func (f *exportFS) attrs(rel, p string, fi os.FileInfo) os.FileInfo {
 	}
 	o.st.Ino = id.Number()
 	var b [8]byte
+	var recorded []byte
 	if fi.Mode()&os.ModeSymlink == 0 {
-		if n, err := fileid.GetAttr(p, ownerAttr, b[:]); err == nil && n == len(b) {
-			o.st.Uid, o.st.Gid = binary.BigEndian.Uint32(b[:4]), binary.BigEndian.Uint32(b[4:])
-			return o
+		if n, err := fileid.GetAttr(p, ownerAttr, b[:]); err == nil {
+			recorded = b[:n]
 		}
 	}
-	if f.opts.Owner != nil && st.Uid == uint32(os.Geteuid()) {
-		o.st.Uid, o.st.Gid = f.opts.Owner[0], f.opts.Owner[1]
-	}
+	f.opts.showOwner(&o.st, recorded)
 	return o
+}
+
+// showOwner sets st's owner to the one clients see: the recorded one
+// (recorded, the owner xattr's value), else, for a file of nasd's own, the
+// Owner option, if set.
+func (o Options) showOwner(st *syscall.Stat_t, recorded []byte) {
+	switch {
+	case len(recorded) == 8:
+		st.Uid, st.Gid = binary.BigEndian.Uint32(recorded[:4]), binary.BigEndian.Uint32(recorded[4:])
+	case o.Owner != nil && st.Uid == uint32(os.Geteuid()):
+		st.Uid, st.Gid = o.Owner[0], o.Owner[1]
+	}
 }
 
 // Perms returns the owner, group and mode clients see of the file fh
