@@ -228,8 +228,8 @@ func appName(s spec.Server) string { return "app-" + s.Name }
 // owner the NAS gives the files (nasd checks credentials as the NAS does).
 func appPod(s spec.Server) string {
 	uid, gid, ok := cfg.Cluster.Owner()
-	if !ok {
-		uid, gid = node.AppUID, node.AppGID
+	if !ok { // no filesOwner: the files are nasd's own
+		uid, gid = cfg.Cluster.RunAsUser, cfg.Cluster.RunAsUser
 	}
 	return fmt.Sprintf(`apiVersion: v1
 kind: Pod
