@@ -41,6 +41,11 @@ type Guest struct {
 	Console  io.Writer         // guest console (kernel and workload output), streamed
 	Stdin    io.Reader         // guest console input (nil: none)
 	Timeout  time.Duration     // whole boot, default 30 minutes
+	// ReadOnlyHost mounts the host's / read-only in the guest, Dir alone
+	// writable: nothing the guest runs can change the host, by construction
+	// (a scan of a shared machine afterwards cannot tell the guest's writes
+	// from everyone else's).
+	ReadOnlyHost bool
 }
 
 // Result is what a boot left behind.
@@ -48,6 +53,9 @@ type Result struct {
 	ExitCode int           // the workload's exit status inside the guest
 	BootTime time.Duration // from starting the kernel to the workload starting
 	Elapsed  time.Duration // the whole boot, power-off included
+	// HostWriteRefused: with ReadOnlyHost, the guest's own try to write to
+	// the host's / (outside Dir) failed, as it must.
+	HostWriteRefused bool
 }
 
 // Boot runs the guest to completion.
@@ -81,16 +89,18 @@ func Boot(g Guest) (*Result, error) {
 	}
 	rcFile := filepath.Join(g.Dir, "rc")
 	startedFile := filepath.Join(g.Dir, "started")
+	roFile := filepath.Join(g.Dir, "host-read-only")
 	os.Remove(rcFile)
 	os.Remove(startedFile)
+	os.Remove(roFile)
 	initPath := filepath.Join(g.Dir, "init.sh")
-	if err := os.WriteFile(initPath, []byte(initScript(g, rcFile, startedFile)), 0o755); err != nil {
+	if err := os.WriteFile(initPath, []byte(initScript(g, rcFile, startedFile, roFile)), 0o755); err != nil {
 		return nil, err
 	}
 
 	args := []string{
 		"mem=" + strconv.Itoa(g.MemoryMB) + "M",
-		"root=/dev/root", "rootfstype=hostfs", "rootflags=/", "rw",
+		"root=/dev/root", "rootfstype=hostfs", "rootflags=/", rootMode(g.ReadOnlyHost),
 		"ubdb=" + disk,
 		"uml_dir=" + g.Dir, // the kernel's own pid/mconsole files, not ~/.uml
 		"init=" + initPath,
@@ -149,6 +159,9 @@ func Boot(g Guest) (*Result, error) {
 			res.BootTime = time.Unix(0, ns).Sub(start)
 		}
 	}
+	if b, err := os.ReadFile(roFile); err == nil {
+		res.HostWriteRefused = strings.TrimSpace(string(b)) == "refused"
+	}
 	b, err := os.ReadFile(rcFile)
 	if err != nil {
 		return res, fmt.Errorf("kernellab: the guest ended without an exit status (kernel: %v; timeout %s)", waitErr, g.Timeout)
@@ -157,10 +170,31 @@ func Boot(g Guest) (*Result, error) {
 	return res, err
 }
 
+func rootMode(readOnly bool) string {
+	if readOnly {
+		return "ro"
+	}
+	return "rw"
+}
+
+// hostWritable makes Dir writable again over a read-only host root (its own
+// hostfs mount), then proves the root refuses writes: the probe's verdict
+// goes to roFile.
+func hostWritable(dir, roFile string) string {
+	probe := shellQuote(filepath.Join(filepath.Dir(dir), ".kernellab-write-probe-"+filepath.Base(dir)))
+	return `mount -t hostfs -o ` + shellQuote(dir) + ` hostfs ` + shellQuote(dir) + `
+if ( : > ` + probe + ` ) 2>/dev/null; then rm -f ` + probe + `; echo written > ` + shellQuote(roFile) + `; else echo refused > ` + shellQuote(roFile) + `; fi
+`
+}
+
 // initScript is the guest's PID 1: it makes the guest's own /run, /tmp,
 // /var/lib/nfs and module tree (so nothing lands on the host), starts the
 // workload and powers off with its status recorded.
-func initScript(g Guest, rcFile, startedFile string) string {
+func initScript(g Guest, rcFile, startedFile, roFile string) string {
+	writable := ""
+	if g.ReadOnlyHost {
+		writable = hostWritable(g.Dir, roFile)
+	}
 	var env strings.Builder
 	for k, v := range g.Env {
 		fmt.Fprintf(&env, "export %s=%s\n", k, shellQuote(v))
@@ -181,7 +215,7 @@ mount -t tmpfs -o mode=1777 tmp /tmp
 mount -t tmpfs -o mode=0755 nfsstate /var/lib/nfs
 mount -t tmpfs -o mode=0755 varlog /var/log # poweroff writes wtmp
 mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null
-mkdir -p /run/lab/disk
+` + writable + `mkdir -p /run/lab/disk
 mount -t ext4 /dev/ubdb /run/lab/disk
 ip link set lo up
 ` + env.String() + `date +%s%N > ` + shellQuote(startedFile) + `

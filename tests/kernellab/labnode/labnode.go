@@ -1,11 +1,10 @@
 // Package labnode prepares, on the host, a kernel-lab guest that runs a real
 // Kubernetes node (package kube) and the project's dev stack on it: the
 // binaries and images the guest needs, a copy of the project pointed at the
-// node, and the check that the guest left the host's filesystem unchanged.
+// node.
 package labnode
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"os"
@@ -157,36 +156,4 @@ func edit(file, old, new string) error {
 		return fmt.Errorf("%s has no %q to point at the lab's node", file, old)
 	}
 	return os.WriteFile(file, bytes.Replace(b, []byte(old), []byte(new), 1), 0o644)
-}
-
-// hostWriters are the trees other processes on a shared build machine write
-// to while the guest runs (Go caches and telemetry, work trees, temp dirs,
-// other labs' UML kernels, other suites' kubectl and pulumi, the toolchain's
-// ensure lock, the poweroff record of labs older than the guest's own
-// /var/log), and the kernel's own. The guest reaches the caches only through its overlays, and
-// runs with its own HOME on tmpfs.
-var hostWriters = []string{"/proc", "/sys", "/dev", "/run", "/tmp", "/var/tmp", "/work",
-	"/root/.cache", "/root/go", "/root/.config/go", "/root/.uml", "/root/.kube", pulumiHome,
-	filepath.Join(filepath.Dir(kube.ToolchainBin), ".lock"), "/var/log/wtmp"}
-
-// HostChanges lists the host's files changed after marker, outside hostWriters.
-func HostChanges(marker string) ([]string, error) {
-	args := []string{"/", "-xdev", "("}
-	for i, d := range hostWriters {
-		if i > 0 {
-			args = append(args, "-o")
-		}
-		args = append(args, "-path", d)
-	}
-	args = append(args, ")", "-prune", "-o", "-newer", marker, "-print")
-	out, err := exec.Command("find", args...).Output()
-	if err != nil {
-		return nil, fmt.Errorf("find %v: %w", args, err)
-	}
-	var changed []string
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	for sc.Scan() {
-		changed = append(changed, sc.Text())
-	}
-	return changed, nil
 }

@@ -43,7 +43,7 @@ func run() int {
 	fmt.Fprintln(os.Stderr, "up-lab: booting the guest (the node is ready in about a minute, pulumi up takes about three)")
 	res, err := kernellab.Boot(kernellab.Guest{
 		Dir: dir, Command: []string{g.Tests}, Env: g.Env, MemoryMB: 4096,
-		Stdin: os.Stdin, Timeout: 24 * time.Hour,
+		Stdin: os.Stdin, Timeout: 24 * time.Hour, ReadOnlyHost: true,
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "up-lab:", err)
