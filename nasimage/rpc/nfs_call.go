@@ -34,6 +34,7 @@ const (
 	nfs3ErrStale    = 70
 	nfs3ErrBadHandl = 10001
 	nfs3ErrNotSupp  = 10004
+	nfs3ErrJukebox  = 10008
 
 	nfs3FHSize = 64
 )
@@ -139,6 +140,13 @@ func (s *Server) nfs(c *conn, call Call, rec []byte, buf *[]byte, start time.Tim
 			fail(st)
 			return false
 		}
+	}
+	if s.held.Load() {
+		// The export is still being filled: a handle or name not copied
+		// yet would answer STALE or NOENT. JUKEBOX is NFSv3's "try again
+		// later"; the kernel client waits and resends.
+		fail(nfs3ErrJukebox)
+		return false
 	}
 	obj, _ := s.cfg.Handles.(Objects)
 	if obj == nil && call.Proc == nfsProcLink {

@@ -104,8 +104,12 @@ type Config struct {
 	// a client that stops half-way (slowloris) is disconnected. Zero means
 	// DefaultRecordTimeout, negative means never.
 	RecordTimeout time.Duration
-	Logger        *slog.Logger
-	Metrics       *Metrics
+	// Held: NFS calls but NULL answer NFS3ERR_JUKEBOX until Release, for
+	// a server whose export is still being filled (a new pod's initial
+	// sync). Static answers (GARBAGE_ARGS, BADHANDLE, ROFS) come first.
+	Held    bool
+	Logger  *slog.Logger
+	Metrics *Metrics
 }
 
 const (
@@ -150,6 +154,7 @@ type Server struct {
 	conns       map[*conn]struct{}
 	connWG      sync.WaitGroup
 	draining    atomic.Bool
+	held        atomic.Bool // see Config.Held
 }
 
 // NewServer returns a front door for cfg.
@@ -188,6 +193,7 @@ func NewServer(cfg Config) *Server {
 		conns:       map[*conn]struct{}{},
 	}
 	s.nfsPort.Store(int32(cfg.NFSPort))
+	s.held.Store(cfg.Held)
 	s.recs = newRecBufs(cfg.MaxRecord)
 	s.fast = fastProcs(cfg.Data)
 	s.inline = s.fast
@@ -200,6 +206,9 @@ func NewServer(cfg Config) *Server {
 	quietGoNFS()
 	return s
 }
+
+// Release lets NFS calls through on a server started Held.
+func (s *Server) Release() { s.held.Store(false) }
 
 // ErrServerClosed is returned by Serve after Shutdown.
 var ErrServerClosed = errors.New("rpc: server closed")

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -156,8 +157,11 @@ func serve(ctx context.Context, args []string, stderr io.Writer, started func(li
 		MaxConns:      f.maxConns,
 		IdleTimeout:   f.idleTimeout,
 		RecordTimeout: f.recordTimeout,
-		Logger:        log.With("component", "rpc"),
-		Metrics:       rpc.NewMetrics(reg),
+		// Clients that reach this nasd before it is Ready (not through
+		// the Service) get JUKEBOX, not STALE, while the workers fill it.
+		Held:    len(workers) > 0,
+		Logger:  log.With("component", "rpc"),
+		Metrics: rpc.NewMetrics(reg),
 	})
 
 	var pmapL, httpL net.Listener
@@ -223,6 +227,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer, started func(li
 	defer cancelWork()
 	failed := make(chan error, len(workers))
 	var wg sync.WaitGroup
+	var notReady atomic.Int32
+	notReady.Store(int32(len(workers)))
 	for _, nw := range workers {
 		wg.Add(1)
 		go func() {
@@ -236,6 +242,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer, started func(li
 					handler.Reindex()
 					log.Info("worker ready", "worker", nw.name, "indexed", handler.IndexSize())
 					ready.Set(nw.name, true)
+					if notReady.Add(-1) == 0 {
+						front.Release()
+						log.Info("NFS calls admitted: every worker is ready")
+					}
 				})
 			})
 			if err != nil && workCtx.Err() == nil {

@@ -296,3 +296,66 @@ func TestHandleKeyFile(t *testing.T) {
 		t.Fatalf("same key file, same tree: handles differ (root %x/%x, file %x/%x)", r1, r2, f1, f2)
 	}
 }
+
+// fillingWorker stands in for the sync engine's initial sync: it writes a
+// file into the export and only then calls ready.
+type fillingWorker struct {
+	export string
+	fill   chan struct{}
+}
+
+func (w *fillingWorker) Run(ctx context.Context, ready func()) error {
+	select {
+	case <-w.fill:
+		if err := os.WriteFile(filepath.Join(w.export, "copied-late"), []byte("x"), 0o644); err != nil {
+			return err
+		}
+		ready()
+	case <-ctx.Done():
+	}
+	<-ctx.Done()
+	return nil
+}
+
+// TestCallsHeldUntilWorkersReady: a client that reaches nasd before its
+// workers are ready (not through the Service, which waits for /readyz) is
+// told JUKEBOX (try later), not NOENT or STALE for files the initial sync
+// has yet to copy; NULL and MOUNT answer; once ready, the file is there.
+func TestCallsHeldUntilWorkersReady(t *testing.T) {
+	w := &fillingWorker{fill: make(chan struct{})}
+	saved := extensions
+	t.Cleanup(func() { extensions = saved })
+	extensions = nil
+	registerExtension(extension{
+		name:   "fake-sync",
+		worker: func(env Env) (Worker, error) { w.export = env.ExportDir; return w, nil },
+	})
+	l, _ := startInProcess(t, "--options", "rw,insecure_squash")
+	c := nfstest.DialRaw(t, l.nfs.String(), "")
+	if rep, err := c.Call(100003, 3, 0, nil); err != nil || rep.AcceptStat != 0 {
+		t.Fatalf("NULL while held: %+v %v", rep, err)
+	}
+	root := c.Mnt(t, "/")
+	const jukebox = 10008
+	if st := c.Getattr(t, root); st != jukebox {
+		t.Fatalf("GETATTR of the root before the workers are ready: status %d, want JUKEBOX", st)
+	}
+	if st, _ := c.Lookup(t, root, "copied-late"); st != jukebox {
+		t.Fatalf("LOOKUP of a file the initial sync has yet to copy: status %d, want JUKEBOX", st)
+	}
+	close(w.fill)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		st, fh := c.Lookup(t, root, "copied-late")
+		if st == 0 {
+			if st := c.Getattr(t, fh); st != 0 {
+				t.Fatalf("GETATTR of the copied file once ready: status %d", st)
+			}
+			break
+		}
+		if st != jukebox || time.Now().After(deadline) {
+			t.Fatalf("LOOKUP after the workers became ready: status %d", st)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

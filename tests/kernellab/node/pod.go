@@ -312,6 +312,23 @@ func (p *Pod) Replace() error {
 	return p.WaitReady(2 * time.Minute)
 }
 
+// ReplaceRoutedAtStart is Replace with the Service routing to the new pod
+// from its start instead of from Ready: what a client that mounts the pod's
+// IP sees, or one behind a Deployment without a readiness probe. nasd
+// itself must hold such a client (JUKEBOX) until its initial sync is done.
+func (p *Pod) ReplaceRoutedAtStart() error {
+	if err := p.Stop(); err != nil {
+		return err
+	}
+	if err := p.Start(true); err != nil {
+		return err
+	}
+	if err := p.endpoint(true); err != nil {
+		return err
+	}
+	return p.WaitReady(2 * time.Minute)
+}
+
 // Log is nasd's log so far (all containers of this pod).
 func (p *Pod) Log() string {
 	b, _ := os.ReadFile(filepath.Join(LogsDir, p.Server.Name+".log"))

@@ -23,8 +23,10 @@ import (
 // TestRestartUnderLoad: a reader and a writer run on the hard mount of each
 // output server while its server restarts: in place (same emptyDir, the
 // container restarted), as a new pod (new emptyDir, same Secret, export
-// re-synced from Windows), and knfsd restarting as the reference. The apps
-// see no error, and nothing they fsynced is lost.
+// re-synced from Windows), as a new pod the clients reach before it is Ready
+// (behind Windows files that make its initial sync take seconds), and knfsd
+// restarting as the reference. The apps see no error, and nothing they
+// fsynced is lost.
 func TestRestartUnderLoad(t *testing.T) {
 	for _, s := range serversWith(spec.RoleOutput) {
 		pod := lab.Pods[s.Name]
@@ -32,10 +34,12 @@ func TestRestartUnderLoad(t *testing.T) {
 			name    string
 			tg      target
 			restart func() error
+			ballast int // small files put on Windows first, sorting before the app's
 		}{
-			{"knfsd-restart", target{"knfsd", s, node.KnfsdMountPoint(s)}, node.RestartKnfsd},
-			{"nasd-container-restart", target{"nasd", s, node.MountPoint(s)}, pod.Restart},
-			{"nasd-pod-replacement", target{"nasd", s, node.MountPoint(s)}, pod.Replace},
+			{"knfsd-restart", target{"knfsd", s, node.KnfsdMountPoint(s)}, node.RestartKnfsd, 0},
+			{"nasd-container-restart", target{"nasd", s, node.MountPoint(s)}, pod.Restart, 0},
+			{"nasd-pod-replacement", target{"nasd", s, node.MountPoint(s)}, pod.Replace, 0},
+			{"nasd-pod-replacement-routed-at-start", target{"nasd", s, node.MountPoint(s)}, pod.ReplaceRoutedAtStart, 1000},
 		}
 		for _, c := range cases {
 			t.Run(s.Name+"/"+c.name, func(t *testing.T) {
@@ -47,6 +51,10 @@ func TestRestartUnderLoad(t *testing.T) {
 					// The reference must be on Windows before a new pod re-syncs from it.
 					rel, _ := filepath.Rel(node.MountPoint(s), dir)
 					eventually(t, "reference on Windows", hasContent(filepath.Join(windowsDir(s), rel, "reference"), ref))
+					for i := 0; i < c.ballast; i++ {
+						name := filepath.Join(windowsDir(s), rel, fmt.Sprintf("0-ballast-%05d", i))
+						require.NoError(t, os.WriteFile(name, bytes.Repeat([]byte{'b'}, 1024), 0o644))
+					}
 				}
 				cmd, out := startApp(t, "load", appArgs{Dir: dir, Duration: 40 * time.Second})
 				time.Sleep(8 * time.Second)
