@@ -358,9 +358,16 @@ func fgetxattr(fd int, name *byte, b []byte) (int, error) {
 // a regular file is opened into the cache (clients revalidate the files
 // they use with GETATTR, over and over), anything else is read by path.
 func (h *Handler) Attr(fh []byte, a *fattr.Attr) error {
-	err := h.withFile(fh, false, func(f *openFile) error { return h.statFD(f, a) })
-	if err == nil {
-		return nil
+	// A known directory is not tried as a file (an open, fstat and close
+	// for nothing on every LOOKUP's permission check).
+	id, err := h.codec.Decode(fh)
+	if err != nil {
+		return err
+	}
+	if !h.dirs.has(id) {
+		if err := h.withFile(fh, false, func(f *openFile) error { return h.statFD(f, a) }); err == nil {
+			return nil
+		}
 	}
 	_, path, err := h.FromHandle(fh)
 	if err != nil {
@@ -369,6 +376,9 @@ func (h *Handler) Attr(fh []byte, a *fattr.Attr) error {
 	fi, err := h.fs.Lstat(filepath.Join(path...))
 	if err != nil {
 		return ErrStale
+	}
+	if fi.IsDir() {
+		h.dirs.add(id)
 	}
 	return fillAttr(fi, a)
 }
