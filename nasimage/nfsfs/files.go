@@ -424,27 +424,70 @@ func (h *Handler) WriteAt(fh []byte, data []byte, off uint64, stable uint32, pre
 		return 0, &handleError{27, "nfsfs: write beyond the largest file"} // FBIG
 	}
 	err = h.withFile(fh, true, func(f *openFile) error {
-		if err := h.statFD(f, pre); err != nil {
+		if err := h.wccFD(f, pre); err != nil {
 			return err
 		}
-		for n := 0; n < len(data); {
-			m, err := unix.Pwrite(f.fd, data[n:], int64(off)+int64(n))
-			if err == unix.EINTR {
-				continue
-			}
-			if err != nil {
-				return statusErr(err)
-			}
-			n += m
-		}
-		if h.opts.Sync && stable != unstable {
-			if err := h.sync(f.fd, stable == dataSync); err != nil {
-				return err
-			}
+		if err := h.pwrite(f.fd, data, int64(off), h.opts.Sync && stable != unstable, stable == dataSync); err != nil {
+			return err
 		}
 		return h.statFD(f, post)
 	})
 	return stable, err
+}
+
+// pwrite writes data at off; with sync, durable before it returns as
+// knfsd makes a stable WRITE durable (RWF_SYNC: the written range and the
+// metadata needed to read it back and, unless dataOnly, the rest of the
+// inode (mtime); RWF_DSYNC for DATA_SYNC), in the same syscall. A kernel
+// without pwritev2 flags gets pwrite and fsync (fdatasync).
+func (h *Handler) pwrite(fd int, data []byte, off int64, sync, dataOnly bool) error {
+	flags := 0
+	if sync {
+		h.syncs.Add(1)
+		flags = unix.RWF_SYNC
+		if dataOnly {
+			flags = unix.RWF_DSYNC
+		}
+	}
+	for n := 0; n < len(data); {
+		var m int
+		var err error
+		if flags != 0 {
+			m, err = unix.Pwritev2(fd, [][]byte{data[n:]}, off+int64(n), flags)
+			if err == unix.EOPNOTSUPP || err == unix.ENOSYS || err == unix.EINVAL {
+				flags = 0
+				continue
+			}
+		} else {
+			m, err = unix.Pwrite(fd, data[n:], off+int64(n))
+		}
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return statusErr(err)
+		}
+		n += m
+	}
+	if sync && flags == 0 {
+		h.syncs.Add(-1) // counted again by sync
+		return h.sync(fd, dataOnly)
+	}
+	return nil
+}
+
+// wccFD fills a's pre-operation attributes (wcc_attr: size, mtime, ctime)
+// from fd: no owner needed, so no xattr read.
+func (h *Handler) wccFD(f *openFile, a *fattr.Attr) error {
+	var st syscall.Stat_t
+	if err := syscall.Fstat(f.fd, &st); err != nil {
+		return statusErr(err)
+	}
+	if st.Nlink == 0 {
+		return errUnlinked
+	}
+	a.FromStat(&st, f.id.Number())
+	return nil
 }
 
 // Flush makes the data written to the file fh names durable (NFSv3
@@ -456,7 +499,7 @@ func (h *Handler) Flush(fh []byte, pre, post *fattr.Attr) error {
 		return statusErr(syscall.EROFS)
 	}
 	return h.withFile(fh, false, func(f *openFile) error {
-		if err := h.statFD(f, pre); err != nil {
+		if err := h.wccFD(f, pre); err != nil {
 			return err
 		}
 		if h.opts.Sync {
