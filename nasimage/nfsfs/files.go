@@ -2,6 +2,7 @@ package nfsfs
 
 import (
 	"os"
+	"path"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -355,32 +356,57 @@ func fgetxattr(fd int, name *byte, b []byte) (int, error) {
 }
 
 // Attr fills a with the attributes of the file fh names (NFSv3 GETATTR):
-// a regular file is opened into the cache (clients revalidate the files
-// they use with GETATTR, over and over), anything else is read by path.
+// from the open-file cache's descriptor when the file is open there (the
+// files clients read and write), else by path, without opening it (a
+// stat of many files would churn the cache: an open, fstat and close
+// each).
 func (h *Handler) Attr(fh []byte, a *fattr.Attr) error {
-	// A known directory is not tried as a file (an open, fstat and close
-	// for nothing on every LOOKUP's permission check).
-	id, err := h.codec.Decode(fh)
-	if err != nil {
-		return err
-	}
-	if !h.dirs.has(id) {
+	if h.files.has(fh) {
 		if err := h.withFile(fh, false, func(f *openFile) error { return h.statFD(f, a) }); err == nil {
 			return nil
 		}
 	}
-	_, path, err := h.FromHandle(fh)
+	id, err := h.codec.Decode(fh)
 	if err != nil {
 		return err
 	}
-	fi, err := h.fs.Lstat(filepath.Join(path...))
+	rel, ok := h.index.lookup(id)
+	if !ok {
+		return ErrStale
+	}
+	return h.statPath(id, rel, a)
+}
+
+// statPath fills a with the attributes, as clients see them, of the file
+// id that the index found at rel: an lstat of its last component (the
+// directories above resolved inside the export) and its recorded owner.
+func (h *Handler) statPath(id FileID, rel string, a *fattr.Attr) error {
+	p, err := h.fs.resolve(rel, false)
 	if err != nil {
 		return ErrStale
 	}
-	if fi.IsDir() {
+	return h.statHost(id, p, a)
+}
+
+// statHost is statPath for the host path p.
+func (h *Handler) statHost(id FileID, p string, a *fattr.Attr) error {
+	var st syscall.Stat_t
+	if err := syscall.Lstat(p, &st); err != nil {
+		return ErrStale
+	}
+	var b [8]byte
+	var recorded []byte
+	if st.Mode&syscall.S_IFMT != syscall.S_IFLNK {
+		if n, err := fileid.GetAttr(p, ownerAttr, b[:]); err == nil {
+			recorded = b[:n]
+		}
+	}
+	h.opts.showOwner(&st, recorded)
+	a.FromStat(&st, id.Number())
+	if st.Mode&syscall.S_IFMT == syscall.S_IFDIR {
 		h.dirs.add(id)
 	}
-	return fillAttr(fi, a)
+	return nil
 }
 
 // ReadAt reads the file fh names at off into buf (NFSv3 READ) and fills a
@@ -525,41 +551,53 @@ func (h *Handler) sync(fd int, data bool) error {
 // Lookup answers NFSv3 LOOKUP of name in the directory dir as go-nfs
 // (v0.0.4) does, without its reflection-based XDR and pipe: the handle of
 // the entry (".": dir itself, "..": its parent), its attributes (a) and
-// the directory's (da).
+// the directory's (da). One lstat and the identity and owner xattrs per
+// file.
 func (h *Handler) Lookup(dir []byte, name string, a, da *fattr.Attr) ([]byte, error) {
-	_, p, err := h.FromHandle(dir)
+	did, err := h.codec.Decode(dir)
 	if err != nil {
 		return nil, ErrStale
 	}
-	di, err := h.fs.Lstat(filepath.Join(p...))
-	if err != nil || !di.IsDir() {
-		return nil, statusErr(syscall.ENOTDIR)
+	drel, ok := h.index.lookup(did)
+	if !ok {
+		return nil, ErrStale
 	}
-	fh := dir
-	ep := p
-	switch name {
-	case ".":
-	case "..":
-		if len(p) == 0 {
-			return nil, statusErr(syscall.EACCES)
-		}
-		ep = p[:len(p)-1]
-		fh = nil
-	default:
-		ep = append(p[:len(p):len(p)], name)
-		fh = nil
-	}
-	fi := di
-	if len(ep) != len(p) {
-		if fi, err = h.fs.Lstat(filepath.Join(ep...)); err != nil {
-			return nil, statusErr(syscall.ENOENT)
-		}
-		fh = h.ToHandle(h.fs, ep)
-	}
-	if err := fillAttr(fi, a); err != nil {
+	if err := h.statPath(did, drel, da); err != nil {
 		return nil, err
 	}
-	return fh, fillAttr(di, da)
+	if da.Type != fattr.TypeDir {
+		return nil, statusErr(syscall.ENOTDIR)
+	}
+	var erel string
+	switch name {
+	case ".":
+		*a = *da
+		return dir, nil
+	case "..":
+		if drel == "" {
+			return nil, statusErr(syscall.EACCES)
+		}
+		erel = path.Dir(drel)
+		if erel == "." {
+			erel = ""
+		}
+	default:
+		erel = path.Join(drel, name)
+	}
+	p, err := h.fs.resolve(erel, false)
+	if err != nil {
+		return nil, statusErr(syscall.ENOENT)
+	}
+	rel := h.fs.rel(p)
+	id, err := fileid.Get(h.root, rel)
+	if err != nil {
+		return nil, statusErr(syscall.ENOENT)
+	}
+	if err := h.statHost(id, p, a); err != nil {
+		return nil, statusErr(syscall.ENOENT)
+	}
+	h.index.put(id, rel)
+	return h.codec.Encode(id), nil
 }
 
 // fillAttr fills a from a FileInfo of exportFS (attrs: identity fileid,
