@@ -3,7 +3,6 @@ package nfsfs
 import (
 	"os"
 	"path"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -600,17 +599,6 @@ func (h *Handler) Lookup(dir []byte, name string, a, da *fattr.Attr) ([]byte, er
 	return h.codec.Encode(id), nil
 }
 
-// fillAttr fills a from a FileInfo of exportFS (attrs: identity fileid,
-// recorded owner).
-func fillAttr(fi os.FileInfo, a *fattr.Attr) error {
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return statusErr(syscall.EIO)
-	}
-	a.FromStat(st, st.Ino)
-	return nil
-}
-
 // Remove answers NFSv3 REMOVE of name in the directory dir as go-nfs does
 // (an empty directory is removed too; errors NOENT, ACCES or IO), without
 // the identity go-nfs gave the file first only to drop it: pre and post
@@ -619,31 +607,34 @@ func (h *Handler) Remove(dir []byte, name string, pre, post *fattr.Attr) error {
 	if h.opts.ReadOnly {
 		return statusErr(syscall.EROFS)
 	}
-	_, p, err := h.FromHandle(dir)
+	did, err := h.codec.Decode(dir)
 	if err != nil {
+		return ErrStale
+	}
+	drel, ok := h.index.lookup(did)
+	if !ok {
 		return ErrStale
 	}
 	if len(name) > 255 {
 		return &handleError{63, "nfsfs: name too long"}
 	}
-	dirPath := filepath.Join(p...)
-	di, err := h.fs.Lstat(dirPath)
+	dp, err := h.fs.resolve(drel, false)
 	if err != nil {
 		return goNFSStatus(err)
 	}
-	if !di.IsDir() {
+	// pre is a wcc_attr (size and times): a plain lstat.
+	var st syscall.Stat_t
+	if err := syscall.Lstat(dp, &st); err != nil {
+		return goNFSStatus(&os.PathError{Op: "lstat", Path: dp, Err: err})
+	}
+	if st.Mode&syscall.S_IFMT != syscall.S_IFDIR {
 		return statusErr(syscall.ENOTDIR)
 	}
-	if err := fillAttr(di, pre); err != nil {
-		return err
-	}
-	if err := h.fs.Remove(filepath.Join(dirPath, name)); err != nil {
+	pre.FromStat(&st, did.Number())
+	if err := h.fs.Remove(path.Join(drel, name)); err != nil {
 		return goNFSStatus(err)
 	}
-	if di, err = h.fs.Lstat(dirPath); err != nil {
-		return goNFSStatus(err)
-	}
-	return fillAttr(di, post)
+	return h.statHost(did, dp, post)
 }
 
 // goNFSStatus maps an error as go-nfs's REMOVE does.
