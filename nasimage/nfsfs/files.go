@@ -2,7 +2,7 @@ package nfsfs
 
 import (
 	"os"
-	"path/filepath"
+	"path"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -355,22 +355,57 @@ func fgetxattr(fd int, name *byte, b []byte) (int, error) {
 }
 
 // Attr fills a with the attributes of the file fh names (NFSv3 GETATTR):
-// a regular file is opened into the cache (clients revalidate the files
-// they use with GETATTR, over and over), anything else is read by path.
+// from the open-file cache's descriptor when the file is open there (the
+// files clients read and write), else by path, without opening it (a
+// stat of many files would churn the cache: an open, fstat and close
+// each).
 func (h *Handler) Attr(fh []byte, a *fattr.Attr) error {
-	err := h.withFile(fh, false, func(f *openFile) error { return h.statFD(f, a) })
-	if err == nil {
-		return nil
+	if h.files.has(fh) {
+		if err := h.withFile(fh, false, func(f *openFile) error { return h.statFD(f, a) }); err == nil {
+			return nil
+		}
 	}
-	_, path, err := h.FromHandle(fh)
+	id, err := h.codec.Decode(fh)
 	if err != nil {
 		return err
 	}
-	fi, err := h.fs.Lstat(filepath.Join(path...))
+	rel, ok := h.index.lookup(id)
+	if !ok {
+		return ErrStale
+	}
+	return h.statPath(id, rel, a)
+}
+
+// statPath fills a with the attributes, as clients see them, of the file
+// id that the index found at rel: an lstat of its last component (the
+// directories above resolved inside the export) and its recorded owner.
+func (h *Handler) statPath(id FileID, rel string, a *fattr.Attr) error {
+	p, err := h.fs.resolve(rel, false)
 	if err != nil {
 		return ErrStale
 	}
-	return fillAttr(fi, a)
+	return h.statHost(id, p, a)
+}
+
+// statHost is statPath for the host path p.
+func (h *Handler) statHost(id FileID, p string, a *fattr.Attr) error {
+	var st syscall.Stat_t
+	if err := syscall.Lstat(p, &st); err != nil {
+		return ErrStale
+	}
+	var b [8]byte
+	var recorded []byte
+	if st.Mode&syscall.S_IFMT != syscall.S_IFLNK {
+		if n, err := fileid.GetAttr(p, ownerAttr, b[:]); err == nil {
+			recorded = b[:n]
+		}
+	}
+	h.opts.showOwner(&st, recorded)
+	a.FromStat(&st, id.Number())
+	if st.Mode&syscall.S_IFMT == syscall.S_IFDIR {
+		h.dirs.add(id)
+	}
+	return nil
 }
 
 // ReadAt reads the file fh names at off into buf (NFSv3 READ) and fills a
@@ -414,27 +449,70 @@ func (h *Handler) WriteAt(fh []byte, data []byte, off uint64, stable uint32, pre
 		return 0, &handleError{27, "nfsfs: write beyond the largest file"} // FBIG
 	}
 	err = h.withFile(fh, true, func(f *openFile) error {
-		if err := h.statFD(f, pre); err != nil {
+		if err := h.wccFD(f, pre); err != nil {
 			return err
 		}
-		for n := 0; n < len(data); {
-			m, err := unix.Pwrite(f.fd, data[n:], int64(off)+int64(n))
-			if err == unix.EINTR {
-				continue
-			}
-			if err != nil {
-				return statusErr(err)
-			}
-			n += m
-		}
-		if h.opts.Sync && stable != unstable {
-			if err := h.sync(f.fd, stable == dataSync); err != nil {
-				return err
-			}
+		if err := h.pwrite(f.fd, data, int64(off), h.opts.Sync && stable != unstable, stable == dataSync); err != nil {
+			return err
 		}
 		return h.statFD(f, post)
 	})
 	return stable, err
+}
+
+// pwrite writes data at off; with sync, durable before it returns as
+// knfsd makes a stable WRITE durable (RWF_SYNC: the written range and the
+// metadata needed to read it back and, unless dataOnly, the rest of the
+// inode (mtime); RWF_DSYNC for DATA_SYNC), in the same syscall. A kernel
+// without pwritev2 flags gets pwrite and fsync (fdatasync).
+func (h *Handler) pwrite(fd int, data []byte, off int64, sync, dataOnly bool) error {
+	flags := 0
+	if sync {
+		h.syncs.Add(1)
+		flags = unix.RWF_SYNC
+		if dataOnly {
+			flags = unix.RWF_DSYNC
+		}
+	}
+	for n := 0; n < len(data); {
+		var m int
+		var err error
+		if flags != 0 {
+			m, err = unix.Pwritev2(fd, [][]byte{data[n:]}, off+int64(n), flags)
+			if err == unix.EOPNOTSUPP || err == unix.ENOSYS || err == unix.EINVAL {
+				flags = 0
+				continue
+			}
+		} else {
+			m, err = unix.Pwrite(fd, data[n:], off+int64(n))
+		}
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return statusErr(err)
+		}
+		n += m
+	}
+	if sync && flags == 0 {
+		h.syncs.Add(-1) // counted again by sync
+		return h.sync(fd, dataOnly)
+	}
+	return nil
+}
+
+// wccFD fills a's pre-operation attributes (wcc_attr: size, mtime, ctime)
+// from fd: no owner needed, so no xattr read.
+func (h *Handler) wccFD(f *openFile, a *fattr.Attr) error {
+	var st syscall.Stat_t
+	if err := syscall.Fstat(f.fd, &st); err != nil {
+		return statusErr(err)
+	}
+	if st.Nlink == 0 {
+		return errUnlinked
+	}
+	a.FromStat(&st, f.id.Number())
+	return nil
 }
 
 // Flush makes the data written to the file fh names durable (NFSv3
@@ -446,7 +524,7 @@ func (h *Handler) Flush(fh []byte, pre, post *fattr.Attr) error {
 		return statusErr(syscall.EROFS)
 	}
 	return h.withFile(fh, false, func(f *openFile) error {
-		if err := h.statFD(f, pre); err != nil {
+		if err := h.wccFD(f, pre); err != nil {
 			return err
 		}
 		if h.opts.Sync {
@@ -472,52 +550,53 @@ func (h *Handler) sync(fd int, data bool) error {
 // Lookup answers NFSv3 LOOKUP of name in the directory dir as go-nfs
 // (v0.0.4) does, without its reflection-based XDR and pipe: the handle of
 // the entry (".": dir itself, "..": its parent), its attributes (a) and
-// the directory's (da).
+// the directory's (da). One lstat and the identity and owner xattrs per
+// file.
 func (h *Handler) Lookup(dir []byte, name string, a, da *fattr.Attr) ([]byte, error) {
-	_, p, err := h.FromHandle(dir)
+	did, err := h.codec.Decode(dir)
 	if err != nil {
 		return nil, ErrStale
 	}
-	di, err := h.fs.Lstat(filepath.Join(p...))
-	if err != nil || !di.IsDir() {
-		return nil, statusErr(syscall.ENOTDIR)
+	drel, ok := h.index.lookup(did)
+	if !ok {
+		return nil, ErrStale
 	}
-	fh := dir
-	ep := p
-	switch name {
-	case ".":
-	case "..":
-		if len(p) == 0 {
-			return nil, statusErr(syscall.EACCES)
-		}
-		ep = p[:len(p)-1]
-		fh = nil
-	default:
-		ep = append(p[:len(p):len(p)], name)
-		fh = nil
-	}
-	fi := di
-	if len(ep) != len(p) {
-		if fi, err = h.fs.Lstat(filepath.Join(ep...)); err != nil {
-			return nil, statusErr(syscall.ENOENT)
-		}
-		fh = h.ToHandle(h.fs, ep)
-	}
-	if err := fillAttr(fi, a); err != nil {
+	if err := h.statPath(did, drel, da); err != nil {
 		return nil, err
 	}
-	return fh, fillAttr(di, da)
-}
-
-// fillAttr fills a from a FileInfo of exportFS (attrs: identity fileid,
-// recorded owner).
-func fillAttr(fi os.FileInfo, a *fattr.Attr) error {
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return statusErr(syscall.EIO)
+	if da.Type != fattr.TypeDir {
+		return nil, statusErr(syscall.ENOTDIR)
 	}
-	a.FromStat(st, st.Ino)
-	return nil
+	var erel string
+	switch name {
+	case ".":
+		*a = *da
+		return dir, nil
+	case "..":
+		if drel == "" {
+			return nil, statusErr(syscall.EACCES)
+		}
+		erel = path.Dir(drel)
+		if erel == "." {
+			erel = ""
+		}
+	default:
+		erel = path.Join(drel, name)
+	}
+	p, err := h.fs.resolve(erel, false)
+	if err != nil {
+		return nil, statusErr(syscall.ENOENT)
+	}
+	rel := h.fs.rel(p)
+	id, err := fileid.Get(h.root, rel)
+	if err != nil {
+		return nil, statusErr(syscall.ENOENT)
+	}
+	if err := h.statHost(id, p, a); err != nil {
+		return nil, statusErr(syscall.ENOENT)
+	}
+	h.index.put(id, rel)
+	return h.codec.Encode(id), nil
 }
 
 // Remove answers NFSv3 REMOVE of name in the directory dir as go-nfs does
@@ -528,31 +607,34 @@ func (h *Handler) Remove(dir []byte, name string, pre, post *fattr.Attr) error {
 	if h.opts.ReadOnly {
 		return statusErr(syscall.EROFS)
 	}
-	_, p, err := h.FromHandle(dir)
+	did, err := h.codec.Decode(dir)
 	if err != nil {
+		return ErrStale
+	}
+	drel, ok := h.index.lookup(did)
+	if !ok {
 		return ErrStale
 	}
 	if len(name) > 255 {
 		return &handleError{63, "nfsfs: name too long"}
 	}
-	dirPath := filepath.Join(p...)
-	di, err := h.fs.Lstat(dirPath)
+	dp, err := h.fs.resolve(drel, false)
 	if err != nil {
 		return goNFSStatus(err)
 	}
-	if !di.IsDir() {
+	// pre is a wcc_attr (size and times): a plain lstat.
+	var st syscall.Stat_t
+	if err := syscall.Lstat(dp, &st); err != nil {
+		return goNFSStatus(&os.PathError{Op: "lstat", Path: dp, Err: err})
+	}
+	if st.Mode&syscall.S_IFMT != syscall.S_IFDIR {
 		return statusErr(syscall.ENOTDIR)
 	}
-	if err := fillAttr(di, pre); err != nil {
-		return err
-	}
-	if err := h.fs.Remove(filepath.Join(dirPath, name)); err != nil {
+	pre.FromStat(&st, did.Number())
+	if err := h.fs.Remove(path.Join(drel, name)); err != nil {
 		return goNFSStatus(err)
 	}
-	if di, err = h.fs.Lstat(dirPath); err != nil {
-		return goNFSStatus(err)
-	}
-	return fillAttr(di, post)
+	return h.statHost(did, dp, post)
 }
 
 // goNFSStatus maps an error as go-nfs's REMOVE does.

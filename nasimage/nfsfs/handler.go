@@ -133,7 +133,10 @@ func (h *Handler) FromHandle(fh []byte) (billy.Filesystem, []string, error) {
 // Rename keep the index (a renamed file keeps its handle).
 func (h *Handler) InvalidateHandle(billy.Filesystem, []byte) error { return nil }
 
-// Type returns the type bits of the file fh names (rpc.Objects).
+// Type returns the type bits of the file fh names (rpc.Objects). A
+// regular file is opened into the open-file cache: the calls that check
+// the type of a file (READ, WRITE, COMMIT) use it next, and so do their
+// credential check and attributes.
 func (h *Handler) Type(fh []byte) (fs.FileMode, error) {
 	if h.files.has(fh) {
 		return 0, nil // only regular files are kept open
@@ -147,18 +150,47 @@ func (h *Handler) Type(fh []byte) (fs.FileMode, error) {
 		// exists, every procedure checks when it resolves the handle.
 		return fs.ModeDir, nil
 	}
-	_, path, err := h.FromHandle(fh)
-	if err != nil {
-		return 0, err
+	if f, err := h.open(fh, false); err == nil {
+		h.files.put(f)
+		return 0, nil
 	}
-	fi, err := h.fs.Lstat(filepath.Join(path...))
+	// Not a regular file (or gone): its type by path.
+	rel, ok := h.index.lookup(id)
+	if !ok {
+		return 0, ErrStale
+	}
+	p, err := h.fs.resolve(rel, false)
 	if err != nil {
 		return 0, ErrStale
 	}
-	if fi.IsDir() {
+	var st syscall.Stat_t
+	if err := syscall.Lstat(p, &st); err != nil {
+		return 0, ErrStale
+	}
+	t := typeBits(st.Mode)
+	if t == fs.ModeDir {
 		h.dirs.add(id)
 	}
-	return fi.Mode().Type(), nil
+	return t, nil
+}
+
+// typeBits is the fs.FileMode type of a stat mode.
+func typeBits(m uint32) fs.FileMode {
+	switch m & syscall.S_IFMT {
+	case syscall.S_IFDIR:
+		return fs.ModeDir
+	case syscall.S_IFLNK:
+		return fs.ModeSymlink
+	case syscall.S_IFIFO:
+		return fs.ModeNamedPipe
+	case syscall.S_IFSOCK:
+		return fs.ModeSocket
+	case syscall.S_IFCHR:
+		return fs.ModeDevice | fs.ModeCharDevice
+	case syscall.S_IFBLK:
+		return fs.ModeDevice
+	}
+	return 0
 }
 
 // dirSet is a bounded set of identities known to be directories.

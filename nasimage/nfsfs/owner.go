@@ -3,7 +3,6 @@ package nfsfs
 import (
 	"encoding/binary"
 	"errors"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -85,17 +84,8 @@ func (h *Handler) Perms(fh []byte) (access.Attr, error) {
 	if err := h.Attr(fh, &a); err != nil {
 		return access.Attr{}, err
 	}
-	mode := fs.FileMode(a.Mode & 0o777)
-	switch a.Type {
-	case fattr.TypeDir:
-		mode |= fs.ModeDir
-	case fattr.TypeLnk:
-		mode |= fs.ModeSymlink
-	case fattr.TypeReg:
-	default:
-		mode |= fs.ModeIrregular
-	}
-	return access.Attr{UID: a.UID, GID: a.GID, Mode: mode}, nil
+	uid, gid, mode := a.Perm()
+	return access.Attr{UID: uid, GID: gid, Mode: mode}, nil
 }
 
 // chown gives p to uid/gid: for real when nasd may (it runs as root), else

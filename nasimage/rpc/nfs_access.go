@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 
 	"github.com/nas-topology/nas-topology/nasimage/access"
+	"github.com/nas-topology/nas-topology/nasimage/fattr"
 )
 
 // Credential checks. nasd runs as one unprivileged uid, so the filesystem
@@ -90,37 +91,24 @@ func (s *Server) permission(call Call, at Attrs, fh []byte, nameOffs []int) uint
 }
 
 // setattrPermission decides a SETATTR (sattr3: mode, uid, gid, size,
-// atime, mtime, each with its "set" discriminant).
+// atime, mtime, each with its "set" discriminant), decoded as the
+// procedure itself decodes it.
 func (s *Server) setattrPermission(call Call, at Attrs, fh []byte, cred access.Cred) uint32 {
 	r := xdrReader{buf: call.Args}
 	r.opaque(nfs3FHSize)
-	var ch access.Setattr
-	if r.uint32() == 1 {
-		r.uint32()
-		ch.Mode = true
+	var sa fattr.Sattr
+	readSattr(&r, &sa)
+	ch := access.Setattr{
+		Mode:        sa.SetMode,
+		Size:        sa.SetSize,
+		Times:       sa.Atime != fattr.DontChange || sa.Mtime != fattr.DontChange,
+		ClientTimes: sa.Atime == fattr.SetClientTime || sa.Mtime == fattr.SetClientTime,
 	}
-	if r.uint32() == 1 {
-		v := r.uint32()
-		ch.UID = &v
+	if sa.SetUID {
+		ch.UID = &sa.UID
 	}
-	if r.uint32() == 1 {
-		v := r.uint32()
-		ch.GID = &v
-	}
-	if r.uint32() == 1 {
-		r.uint32()
-		r.uint32()
-		ch.Size = true
-	}
-	for range 2 { // atime, mtime: DONT_CHANGE, SET_TO_SERVER_TIME, SET_TO_CLIENT_TIME + nfstime3
-		switch r.uint32() {
-		case 1:
-			ch.Times = true
-		case 2:
-			ch.Times, ch.ClientTimes = true, true
-			r.uint32()
-			r.uint32()
-		}
+	if sa.SetGID {
+		ch.GID = &sa.GID
 	}
 	if r.err != nil {
 		return nfs3OK // checkNFSArgs has let it through: go-nfs answers it

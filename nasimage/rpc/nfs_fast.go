@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nas-topology/nas-topology/nasimage/access"
 	"github.com/nas-topology/nas-topology/nasimage/fattr"
 )
 
@@ -41,16 +42,21 @@ type Remover interface {
 
 const (
 	nfsProcGetattr = 1
+	nfsProcCreate  = 8
 	nfsProcRemove  = 12
 )
 
-// fastProcs are the procedures a DataPath answers (LOOKUP and REMOVE if
-// it is a Lookuper and a Remover).
+// fastProcs are the procedures a DataPath answers (ACCESS from Attr;
+// LOOKUP, REMOVE, CREATE and SETATTR if it is a Lookuper, Remover,
+// Creator and Setattrer).
 func fastProcs(d DataPath) (procs [nfsProcCount]bool) {
 	if d == nil {
 		return procs
 	}
 	procs[nfsProcGetattr], procs[nfsProcRead], procs[nfsProcWrite], procs[nfsProcCommit] = true, true, true, true
+	procs[nfsProcAccess] = true
+	_, procs[nfsProcCreate] = d.(Creator)
+	_, procs[nfsProcSetattr] = d.(Setattrer)
 	_, procs[nfsProcLookup] = d.(Lookuper)
 	_, procs[nfsProcRemove] = d.(Remover)
 	return procs
@@ -187,6 +193,71 @@ func (s *Server) serveFast(c *conn, call Call, fh []byte, start time.Time) {
 		}
 		n = replyHeader(fb.hdr[:], call.XID)
 		n = putWcc(fb, n, nfs3OK)
+	case nfsProcAccess:
+		req := r.uint32()
+		fb, pool = getBuf(0)
+		if err := s.cfg.Data.Attr(fh, &fb.post); err != nil {
+			status = errStatus(err, nfs3ErrStale)
+			break
+		}
+		n = replyHeader(fb.hdr[:], call.XID)
+		be := binary.BigEndian
+		be.PutUint32(fb.hdr[n:], nfs3OK)
+		be.PutUint32(fb.hdr[n+4:], 1)
+		fb.post.Put(fb.hdr[n+8:])
+		n += 8 + fattr.Size
+		be.PutUint32(fb.hdr[n:], s.granted(call, &fb.post, req))
+		n += 4
+	case nfsProcCreate:
+		name := string(r.opaque(nfsNameMax))
+		how := r.uint32()
+		if how > 1 {
+			// EXCLUSIVE (go-nfs answered NOTSUPP; clients fall back to
+			// GUARDED).
+			status = nfs3ErrNotSupp
+			break
+		}
+		var sa fattr.Sattr
+		readSattr(&r, &sa)
+		cred, ok, _ := unixCred(call.Cred)
+		fb, pool = getBuf(0)
+		obj, err := s.cfg.Data.(Creator).Create(fh, name, how == 1, &sa, cred.UID, cred.GID, ok, &fb.post, &fb.pre)
+		if err != nil {
+			status = errStatus(err, nfs3ErrIO)
+			break
+		}
+		n = replyHeader(fb.hdr[:], call.XID)
+		be := binary.BigEndian
+		be.PutUint32(fb.hdr[n:], nfs3OK)
+		be.PutUint32(fb.hdr[n+4:], 1) // post_op_fh3
+		be.PutUint32(fb.hdr[n+8:], uint32(len(obj)))
+		n += 12 + copy(fb.hdr[n+12:], obj)
+		for n%4 != 0 {
+			fb.hdr[n] = 0
+			n++
+		}
+		be.PutUint32(fb.hdr[n:], 1)
+		fb.post.Put(fb.hdr[n+4:])
+		n += 4 + fattr.Size
+		be.PutUint32(fb.hdr[n:], 0) // dir_wcc: no pre_op_attr (as go-nfs)
+		be.PutUint32(fb.hdr[n+4:], 1)
+		fb.pre.Put(fb.hdr[n+8:])
+		n += 8 + fattr.Size
+	case nfsProcSetattr:
+		var sa fattr.Sattr
+		readSattr(&r, &sa)
+		guard := r.uint32() != 0
+		var gt fattr.Time
+		if guard {
+			gt.Sec, gt.Nsec = r.uint32(), r.uint32()
+		}
+		fb, pool = getBuf(0)
+		if err := s.cfg.Data.(Setattrer).SetAttr(fh, &sa, guard, gt, &fb.pre, &fb.post); err != nil {
+			status = errStatus(err, nfs3ErrIO)
+			break
+		}
+		n = replyHeader(fb.hdr[:], call.XID)
+		n = putWcc(fb, n, nfs3OK)
 	case nfsProcCommit:
 		fb, pool = getBuf(0)
 		if err := s.cfg.Data.Flush(fh, &fb.pre, &fb.post); err != nil {
@@ -200,7 +271,9 @@ func (s *Server) serveFast(c *conn, call Call, fh []byte, start time.Time) {
 	}
 	proc := nfsProcNames[call.Proc]
 	if status != nfs3OK {
-		pool.Put(fb)
+		if fb != nil {
+			pool.Put(fb)
+		}
 		s.m.observe("nfs", proc, nfsStatusName(status), start)
 		c.reply(nfsFailure(call.XID, call.Proc, status))
 		return
@@ -229,4 +302,67 @@ func b2u(b bool) uint32 {
 		return 1
 	}
 	return 0
+}
+
+// Creator is a DataPath that also answers CREATE (UNCHECKED and GUARDED;
+// EXCLUSIVE is NOTSUPP, as go-nfs answered it).
+type Creator interface {
+	// Create creates name in the directory dir with the attributes s and,
+	// when cred, gives it to the caller uid/gid; a gets the file's
+	// attributes, da the directory's after.
+	Create(dir []byte, name string, guarded bool, s *fattr.Sattr, uid, gid uint32, cred bool, a, da *fattr.Attr) ([]byte, error)
+}
+
+// Setattrer is a DataPath that also answers SETATTR.
+type Setattrer interface {
+	// SetAttr applies s to the file fh names; with guard, only if its
+	// ctime is gtime. pre and post get the attributes around it.
+	SetAttr(fh []byte, s *fattr.Sattr, guard bool, gtime fattr.Time, pre, post *fattr.Attr) error
+}
+
+// readSattr decodes a sattr3 as go-nfs does (any non-zero "set" word sets
+// mode, uid, gid and size; times are DONT_CHANGE, SET_TO_SERVER_TIME or
+// SET_TO_CLIENT_TIME with an nfstime3), the same layout checkNFSArgs
+// checked.
+func readSattr(r *xdrReader, s *fattr.Sattr) {
+	if s.SetMode = r.uint32() != 0; s.SetMode {
+		s.Mode = r.uint32()
+	}
+	if s.SetUID = r.uint32() != 0; s.SetUID {
+		s.UID = r.uint32()
+	}
+	if s.SetGID = r.uint32() != 0; s.SetGID {
+		s.GID = r.uint32()
+	}
+	if s.SetSize = r.uint32() != 0; s.SetSize {
+		s.Size = r.uint64()
+	}
+	times := [2]*uint32{&s.Atime, &s.Mtime}
+	vals := [2]*fattr.Time{&s.ATime, &s.MTime}
+	for i := range times {
+		*times[i] = r.uint32()
+		switch *times[i] {
+		case fattr.SetClientTime:
+			vals[i].Sec, vals[i].Nsec = r.uint32(), r.uint32()
+		case fattr.SetServerTime:
+		default:
+			*times[i] = fattr.DontChange
+		}
+	}
+}
+
+// granted is the ACCESS mask the caller of call is granted on a file with
+// attributes a: with credential checks, knfsd's answer for the caller's
+// identity; without (insecure_squash), what was asked, less the modifying
+// bits on a read-only export (as go-nfs answered).
+func (s *Server) granted(call Call, a *fattr.Attr, req uint32) uint32 {
+	ro := s.cfg.Export.ReadOnly
+	if m := s.cfg.Export.Access; m != nil {
+		uid, gid, mode := a.Perm()
+		return callerCred(call.Cred, m).Access(access.Attr{UID: uid, GID: gid, Mode: mode}, req, ro)
+	}
+	if ro {
+		req &= 1 | 2 | 0x20 // READ, LOOKUP, EXECUTE
+	}
+	return req
 }

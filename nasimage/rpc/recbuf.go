@@ -4,19 +4,21 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
-	"slices"
 	"sync"
 )
 
 // recBufs recycles the buffers client records are read into, so that a
-// steady stream of calls (small ones, and 1 MiB WRITEs) does not allocate
-// and zero a buffer per call. The slowloris rule of ReadRecord still
+// steady stream of calls (small ones, 64 KiB and 1 MiB WRITEs) does not
+// allocate and zero a buffer per call: below bigAfter a record doubles
+// through recycled 8 to 64 KiB buffers. The slowloris rule of ReadRecord still
 // holds: a big buffer is only taken once the client has sent bigAfter
 // bytes of the record, so a record announced large and never sent holds
 // at most what ReadRecord would hold.
 type recBufs struct {
-	max                  int
-	small, medium, large sync.Pool
+	max           int
+	small         sync.Pool
+	grow          [3]sync.Pool // 16, 32 and 64 KiB: a record growing towards bigAfter
+	medium, large sync.Pool
 }
 
 const (
@@ -30,7 +32,25 @@ func newRecBufs(max int) *recBufs {
 	p.small.New = func() any { b := make([]byte, smallRecord); return &b }
 	p.medium.New = func() any { b := make([]byte, mediumRecord); return &b }
 	p.large.New = func() any { b := make([]byte, max); return &b }
+	for i := range p.grow {
+		size := smallRecord << (i + 1)
+		p.grow[i].New = func() any { b := make([]byte, size); return &b }
+	}
 	return p
+}
+
+// growing returns a recycled buffer of at least size bytes (at most
+// bigAfter).
+func (p *recBufs) growing(size int) *[]byte {
+	if size <= smallRecord {
+		return p.small.Get().(*[]byte)
+	}
+	for i := range p.grow {
+		if size <= smallRecord<<(i+1) {
+			return p.grow[i].Get().(*[]byte)
+		}
+	}
+	panic("recBufs: growing beyond bigAfter")
 }
 
 // put gives back a buffer read returned (nil is fine). The record read
@@ -40,6 +60,12 @@ func (p *recBufs) put(b *[]byte) {
 	case b == nil:
 	case cap(*b) == smallRecord:
 		p.small.Put(b)
+	case cap(*b) == smallRecord<<1:
+		p.grow[0].Put(b)
+	case cap(*b) == smallRecord<<2:
+		p.grow[1].Put(b)
+	case cap(*b) == smallRecord<<3:
+		p.grow[2].Put(b)
 	case cap(*b) == mediumRecord && p.max > mediumRecord:
 		p.medium.Put(b)
 	case cap(*b) == p.max:
@@ -78,20 +104,24 @@ func (p *recBufs) read(r io.Reader) (rec []byte, buf *[]byte, err error) {
 			return rec, buf, err
 		}
 		for n > 0 {
-			if buf == nil && len(rec) >= bigAfter {
-				// The client has sent enough to be served a whole buffer.
-				if h&lastFragment != 0 && len(rec)+n <= mediumRecord && p.max > mediumRecord {
-					buf = p.medium.Get().(*[]byte)
-				} else {
-					buf = p.large.Get().(*[]byte)
+			if buf == nil || len(rec) == cap(*buf) {
+				// Full: move into a recycled buffer twice the size of what
+				// the client has sent (as ReadRecord grows), or, once it has
+				// sent bigAfter, into a whole one.
+				var nb *[]byte
+				switch {
+				case len(rec) < bigAfter:
+					nb = p.growing(max(growStep, 2*len(rec)))
+				case h&lastFragment != 0 && len(rec)+n <= mediumRecord && p.max > mediumRecord:
+					nb = p.medium.Get().(*[]byte)
+				default:
+					nb = p.large.Get().(*[]byte)
 				}
-				rec = append((*buf)[:0], rec...)
+				nrec := append((*nb)[:0], rec...)
+				p.put(buf)
+				buf, rec = nb, nrec
 			}
-			step := n
-			if buf == nil {
-				step = min(n, max(growStep, len(rec)))
-				rec = slices.Grow(rec, step)
-			}
+			step := min(n, cap(*buf)-len(rec))
 			start := len(rec)
 			rec = rec[:start+step]
 			if _, err = io.ReadFull(r, rec[start:]); err != nil {

@@ -197,7 +197,7 @@ func NewServer(cfg Config) *Server {
 	s.recs = newRecBufs(cfg.MaxRecord)
 	s.fast = fastProcs(cfg.Data)
 	s.inline = s.fast
-	s.inline[nfsProcCommit], s.inline[nfsProcWrite], s.inline[nfsProcRemove] = false, false, false
+	s.inline[nfsProcCommit], s.inline[nfsProcWrite], s.inline[nfsProcSetattr] = false, false, false // they may sync
 	s.verifier = cfg.WriteVerifier
 	if s.verifier == [8]byte{} {
 		_, _ = rand.Read(s.verifier[:])

@@ -142,9 +142,8 @@ func TestCreatedFilesBelongToCaller(t *testing.T) {
 		t.Fatalf("on disk: %v %v (nasd keeps owning it)", fi, err)
 	}
 
-	// The replies carry the owner (clients cache it). go-nfs sends no
-	// object attributes in CREATE's reply (the client asks), it does in
-	// MKDIR's.
+	// The replies carry the owner (clients cache it): MKDIR's from go-nfs,
+	// CREATE's from the front door (go-nfs sent no attributes there).
 	c := nfstest.DialRaw(t, p.nfs, "")
 	root := c.Mnt(t, "/")
 	sattr := nfstest.XDR{}.U32(0, 0, 0, 0, 0, 0)
@@ -153,7 +152,7 @@ func TestCreatedFilesBelongToCaller(t *testing.T) {
 		args  nfstest.XDR
 		attrs bool
 	}{
-		{8, append(nfstest.XDR{}.Opaque(root).String("raw").U32(0), sattr...), false},
+		{8, append(nfstest.XDR{}.Opaque(root).String("raw").U32(0), sattr...), true},
 		{9, append(nfstest.XDR{}.Opaque(root).String("rawdir"), sattr...), true},
 	} {
 		rep, err := c.CallAs(1000, 1001, 100003, 3, tc.proc, tc.args)

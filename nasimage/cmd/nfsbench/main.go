@@ -9,7 +9,7 @@
 // during the case (VmHWM after resetting it through clear_refs).
 //
 //	make bench-nfs   (builds nasd, nfsload and this, runs it in a private network namespace)
-//	nfsbench -nasd bin/nasd -nfsload bin/nfsload [-runs 5] [-size 256] [-files 1000] [-ganesha auto|on|off]
+//	nfsbench -nasd bin/nasd -nfsload bin/nfsload [-runs 5] [-size 256] [-files 1000] [-ganesha auto|on|off] [-only syncwrite,create]
 //
 // nfs-ganesha registers with rpcbind on port 111: it is only started with
 // -netns (the Makefile runs nfsbench in a new network namespace, where port
@@ -75,6 +75,7 @@ func main() {
 	ganesha := flag.String("ganesha", "auto", "auto: include nfs-ganesha if installed and -netns; off; on (fail if it cannot run)")
 	netns := flag.Bool("netns", false, "running in a private network namespace (ganesha and its rpcbind may bind any port)")
 	stock := flag.Bool("stock", false, "include stock go-nfs: libnfs cannot mount it (go-nfs answers MOUNT EXPORT, which libnfs calls after MNT, with a PROG_MISMATCH without its version range, an undecodable reply)")
+	only := flag.String("only", "", "comma-separated nfsload cases to run (read, write, writec, syncwrite, create, stat, openread, unlink); empty: all")
 	serveStock := flag.String("serve-stock", "", "internal: serve this directory with stock go-nfs and print the address")
 	flag.Parse()
 	runtime.LockOSThread()
@@ -128,6 +129,18 @@ func main() {
 		{row: "unlink, d8", load: "unlink", depth: 8, n: *files},
 		{load: "create", depth: 8, n: *files, prep: true},
 		{row: "unlink, d32", load: "unlink", depth: 32, n: *files},
+	}
+	if *only != "" {
+		keep := cases[:0]
+		for _, c := range cases {
+			for _, l := range strings.Split(*only, ",") {
+				if c.load == l {
+					keep = append(keep, c)
+					break
+				}
+			}
+		}
+		cases = keep
 	}
 	all := map[string]map[string][]sample{} // server -> row -> samples
 	for _, s := range servers {
@@ -229,7 +242,9 @@ func startNasd(root, bin string) *server {
 	dir, state := filepath.Join(root, "nasd"), filepath.Join(root, "nasd-state")
 	check(os.MkdirAll(dir, 0o755))
 	check(os.MkdirAll(state, 0o755))
-	cmd := serverCmd(bin, "serve", "--export", dir, "--state", state, "--listen", "127.0.0.1:0",
+	// no_root_squash as ganesha's export: nfsload calls as root (the
+	// credential checks still run for every call).
+	cmd := serverCmd(bin, "serve", "--export", dir, "--state", state, "--listen", "127.0.0.1:0", "--options", "rw,sync,no_root_squash",
 		"--portmap-listen", "", "--http-listen", "", "--advertise-port", "0")
 	stderr, err := cmd.StderrPipe()
 	check(err)
