@@ -125,9 +125,12 @@ type Engine struct {
 	backoff          map[string]retry
 	skipped          map[string]string // names reported as unsyncable
 	blocked          map[string]bool
-	ancChanged       bool
-	lastSaved        time.Time
-	roundsTotal      int
+	// onlyTo, when set, limits a round's filesystem actions to that side
+	// (the shutdown flush sends what apps wrote to Windows first).
+	onlyTo      reconcile.Side
+	ancChanged  bool
+	lastSaved   time.Time
+	roundsTotal int
 	// interval is the rescan interval in force: at least RescanInterval and
 	// scanCostFactor times lastScan, the time the last round spent reading
 	// both sides (a large tree is rescanned less often, so that idle rounds
@@ -350,13 +353,30 @@ func (e *Engine) rescanInterval() time.Duration {
 func (e *Engine) flush() error {
 	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.FlushTimeout)
 	defer cancel()
-	e.nfsDirty = true
+	// The last chance: every path is tried, whatever failed before.
+	clear(e.backoff)
 	var err error
-	for i := 0; i < 3; i++ {
-		var r roundResult
-		if r, err = e.round(ctx, false, false); err != nil || r.planned == 0 {
-			break
+	// What apps wrote exists only in the export (a new pod's emptyDir
+	// starts empty): it goes to Windows before anything comes from there,
+	// however much is waiting the other way.
+	settled := map[reconcile.Side]bool{}
+	for _, only := range []reconcile.Side{reconcile.Windows, 0} {
+		e.onlyTo = only
+		e.nfsDirty = true
+		for i := 0; i < 3 && err == nil && ctx.Err() == nil; i++ {
+			var r roundResult
+			if r, err = e.round(ctx, false, false); r.planned == 0 && ctx.Err() == nil {
+				settled[only] = true
+				break
+			}
 		}
+	}
+	e.onlyTo = 0
+	switch {
+	case err == nil && !settled[reconcile.Windows]:
+		err = fmt.Errorf("what NFS clients wrote did not all reach Windows within %s (--sync-flush-timeout)", e.cfg.FlushTimeout)
+	case err == nil && !settled[0]:
+		e.log.Warn("shutdown: Windows changes not copied into the export within the flush timeout (the next start copies them)", "timeout", e.cfg.FlushTimeout)
 	}
 	if serr := e.save(true); err == nil {
 		err = serr

@@ -308,3 +308,68 @@ func TestNFSAttributeChangesReachWindows(t *testing.T) {
 		return nil
 	})
 }
+
+// TestShutdownFlushSendsAppWritesFirst: on shutdown, what apps wrote (it
+// exists only in the export: a new pod's emptyDir starts empty) reaches
+// Windows before the Windows side's backlog is copied in, however large:
+// a flush that runs out of time loses imports, never app data.
+func TestShutdownFlushSendsAppWritesFirst(t *testing.T) {
+	cfg := testConfig(t, reconcile.Output)
+	cfg.RescanInterval = time.Hour
+	cfg.DisableNFSWatch = true
+	cfg.FlushTimeout = time.Second
+	h := newHarness(t, cfg)
+	h.run()
+	// Windows files sorting before the app's, more than a second's copying.
+	for i := 0; i < 20000; i++ {
+		write(t, h.win, fmt.Sprintf("0-ballast-%05d", i), "b")
+	}
+	write(t, h.nfs, "written.txt", "fsynced by the app")
+	start := time.Now()
+	h.stop() // may report the timeout: the backlog did not fit
+	t.Logf("flush took %s", time.Since(start).Round(time.Millisecond))
+	b, err := os.ReadFile(filepath.Join(h.win, "written.txt"))
+	if err != nil || string(b) != "fsynced by the app" {
+		t.Fatalf("the app's file on Windows after the flush: %q %v", b, err)
+	}
+}
+
+// TestRoundLimitedToOneSide: a round limited to one side changes only it,
+// and the next, unlimited round plans what it left.
+func TestRoundLimitedToOneSide(t *testing.T) {
+	h := newHarness(t, testConfig(t, reconcile.Output))
+	write(t, h.win, "from-windows.txt", "w")
+	write(t, h.nfs, "from-app.txt", "a")
+	h.eng.onlyTo = reconcile.Windows
+	h.round()
+	if got := tree(h.win); got != "from-app.txt=a from-windows.txt=w" {
+		t.Fatalf("windows after a round limited to it: %s", got)
+	}
+	if got := tree(h.nfs); got != "from-app.txt=a" {
+		t.Fatalf("nfs changed by a round limited to Windows: %s", got)
+	}
+	h.eng.onlyTo = 0
+	h.round()
+	if got := tree(h.nfs); got != "from-app.txt=a from-windows.txt=w" {
+		t.Fatalf("nfs after the next round: %s", got)
+	}
+}
+
+// TestShutdownFlushIgnoresBackoff: a path whose last copy failed (often
+// only because shutdown cancelled the round copying it) is still copied by
+// the shutdown flush: its backoff would otherwise skip the last chance.
+func TestShutdownFlushIgnoresBackoff(t *testing.T) {
+	cfg := testConfig(t, reconcile.Output)
+	cfg.RescanInterval = time.Hour
+	cfg.DisableNFSWatch = true
+	h := newHarness(t, cfg)
+	h.run()
+	write(t, h.nfs, "written.txt", "fsynced by the app")
+	h.eng.backoff["written.txt"] = retry{delay: time.Hour, next: time.Now().Add(time.Hour)}
+	if err := h.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if got := tree(h.win); got != "written.txt=fsynced by the app" {
+		t.Fatalf("windows after the flush: %s", got)
+	}
+}

@@ -183,6 +183,9 @@ func (e *Engine) round(ctx context.Context, first, quiet bool) (roundResult, err
 	pol := reconcile.Policy{Role: e.cfg.Role, Mirror: e.cfg.Mirror, Now: now}
 	st.Equal = e.compare(reconcile.NeedsContent(st, pol))
 	plan := reconcile.Reconcile(st, pol)
+	if e.onlyTo != 0 {
+		plan.Actions = actionsTo(plan.Actions, e.onlyTo)
+	}
 	for _, c := range plan.Conflicts {
 		e.log.Warn("conflict: both sides changed; the Windows version keeps a conflict name", "path", c.Path, "windows_version", c.Renamed)
 		e.m.conflicts.Inc()
@@ -235,6 +238,11 @@ func (e *Engine) round(ctx context.Context, first, quiet bool) (roundResult, err
 		e.m.pending.Set(float64(pending))
 		if err != nil {
 			failedTo[a.To] = true
+			if ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+				// Cut short by shutdown: not the path's failure. No backoff,
+				// which would keep the shutdown flush from trying it.
+				return
+			}
 			if errors.Is(err, apply.ErrStale) {
 				e.log.Debug("changed during sync; will retry", "err", err)
 				res.wait = e.cfg.QuietPeriod
@@ -432,4 +440,18 @@ func (e *Engine) watchers() []busyWatcher {
 
 type busyWatcher interface {
 	Busy(now time.Time, quiet time.Duration) (map[string]string, time.Duration)
+}
+
+// actionsTo keeps the actions that change side to (and the bookkeeping
+// ones), in plan order: a side's own actions depend only on each other.
+// Paths whose actions are dropped stay unrecorded, so a later round plans
+// them again.
+func actionsTo(actions []reconcile.Action, to reconcile.Side) []reconcile.Action {
+	kept := actions[:0]
+	for _, a := range actions {
+		if a.To == to || a.Op == reconcile.Record || a.Op == reconcile.Forget {
+			kept = append(kept, a)
+		}
+	}
+	return kept
 }

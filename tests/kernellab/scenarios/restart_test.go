@@ -44,6 +44,14 @@ func TestRestartUnderLoad(t *testing.T) {
 		for _, c := range cases {
 			t.Run(s.Name+"/"+c.name, func(t *testing.T) {
 				t.Cleanup(func() { remountIfBroken(t, c.tg) })
+				if c.tg.name == "nasd" {
+					from := len(pod.Log())
+					t.Cleanup(func() {
+						if t.Failed() {
+							t.Logf("nasd's log during the case:\n%s", lastLines(pod.Log()[from:], 80))
+						}
+					})
+				}
 				dir := workdir(t, c.tg)
 				ref := bytes.Repeat([]byte("reference data\n"), 20000)
 				require.NoError(t, writeAsApp(filepath.Join(dir, "reference"), ref))
@@ -148,4 +156,10 @@ func writeAsApp(path string, data []byte) error {
 func runOut(name string, args ...string) (string, error) {
 	out, err := exec.Command(name, args...).CombinedOutput()
 	return string(out), err
+}
+
+// lastLines is the end of a log, n lines at most.
+func lastLines(log string, n int) string {
+	lines := strings.Split(strings.TrimRight(log, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
