@@ -47,8 +47,8 @@ const (
 )
 
 // fastProcs are the procedures a DataPath answers (ACCESS from Attr;
-// LOOKUP, REMOVE, CREATE and SETATTR if it is a Lookuper, Remover,
-// Creator and Setattrer).
+// LOOKUP, REMOVE, CREATE, SETATTR, READDIR and READDIRPLUS if it is a
+// Lookuper, Remover, Creator, Setattrer and Lister).
 func fastProcs(d DataPath) (procs [nfsProcCount]bool) {
 	if d == nil {
 		return procs
@@ -59,6 +59,8 @@ func fastProcs(d DataPath) (procs [nfsProcCount]bool) {
 	_, procs[nfsProcSetattr] = d.(Setattrer)
 	_, procs[nfsProcLookup] = d.(Lookuper)
 	_, procs[nfsProcRemove] = d.(Remover)
+	_, procs[nfsProcReaddir] = d.(Lister)
+	procs[nfsProcReaddirplus] = procs[nfsProcReaddir]
 	return procs
 }
 
@@ -258,6 +260,12 @@ func (s *Server) serveFast(c *conn, call Call, fh []byte, start time.Time) {
 		}
 		n = replyHeader(fb.hdr[:], call.XID)
 		n = putWcc(fb, n, nfs3OK)
+	case nfsProcReaddir, nfsProcReaddirplus:
+		fb, pool = getBuf(readdirBuf(call))
+		var m int
+		if n, m, status = s.readdir(call, fh, fb); status == nfs3OK {
+			data = fb.data[:m]
+		}
 	case nfsProcCommit:
 		fb, pool = getBuf(0)
 		if err := s.cfg.Data.Flush(fh, &fb.pre, &fb.post); err != nil {
