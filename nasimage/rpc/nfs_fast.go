@@ -29,8 +29,9 @@ type DataPath interface {
 // Lookuper is a DataPath that also answers LOOKUP.
 type Lookuper interface {
 	// Lookup returns the handle of name in the directory dir and fills a
-	// with its attributes, da with the directory's.
-	Lookup(dir []byte, name string, a, da *fattr.Attr) ([]byte, error)
+	// with its attributes, da with the directory's (unless known: da
+	// holds them already).
+	Lookup(dir []byte, name string, a, da *fattr.Attr, known bool) ([]byte, error)
 }
 
 // Remover is a DataPath that also answers REMOVE.
@@ -106,8 +107,9 @@ func replyHeader(b []byte, xid uint32) int {
 }
 
 // serveFast answers a call of a fastProcs procedure, already checked like
-// every call (handle, export, type, ...).
-func (s *Server) serveFast(c *conn, call Call, fh []byte, start time.Time) {
+// every call (handle, export, type, ...). dir, if not nil, is a small
+// buffer whose pre holds a LOOKUP's directory attributes.
+func (s *Server) serveFast(c *conn, call Call, fh []byte, start time.Time, dir *fastBuf) {
 	r := xdrReader{buf: call.Args}
 	r.opaque(nfs3FHSize)
 	var fb *fastBuf
@@ -166,8 +168,11 @@ func (s *Server) serveFast(c *conn, call Call, fh []byte, start time.Time) {
 		n += 16
 	case nfsProcLookup:
 		name := string(r.opaque(nfsNameMax))
-		fb, pool = getBuf(0)
-		obj, err := s.cfg.Data.(Lookuper).Lookup(fh, name, &fb.post, &fb.pre)
+		fb, pool = dir, &smallBufs
+		if fb == nil {
+			fb, pool = getBuf(0)
+		}
+		obj, err := s.cfg.Data.(Lookuper).Lookup(fh, name, &fb.post, &fb.pre, dir != nil)
 		if err != nil {
 			status = errStatus(err, nfs3ErrIO)
 			break
