@@ -33,7 +33,7 @@ type dirPage struct {
 
 // readdir sends one READDIRPLUS (plus) or READDIR (count is maxcount;
 // dircount is only sent with plus) and decodes the reply.
-func readdir(t *testing.T, c *nfstest.Raw, plus bool, dir []byte, cookie, verf uint64, dircount, count uint32) dirPage {
+func readdir(t testing.TB, c *nfstest.Raw, plus bool, dir []byte, cookie, verf uint64, dircount, count uint32) dirPage {
 	t.Helper()
 	args := nfstest.XDR{}.Opaque(dir).U64(cookie).U64(verf)
 	proc := uint32(16)
@@ -96,7 +96,7 @@ func readdir(t *testing.T, c *nfstest.Raw, plus bool, dir []byte, cookie, verf u
 // listAll lists dir with READDIRPLUS (or READDIR) pages of count bytes,
 // each continuing from the last cookie and verifier, and returns every
 // entry and the number of calls.
-func listAll(t *testing.T, c *nfstest.Raw, plus bool, dir []byte, dircount, count uint32) ([]dirEntry, int) {
+func listAll(t testing.TB, c *nfstest.Raw, plus bool, dir []byte, dircount, count uint32) ([]dirEntry, int) {
 	t.Helper()
 	var all []dirEntry
 	var cookie, verf uint64
@@ -119,7 +119,7 @@ func listAll(t *testing.T, c *nfstest.Raw, plus bool, dir []byte, dircount, coun
 	}
 }
 
-func makeFiles(t *testing.T, dir string, n int) map[string]bool {
+func makeFiles(t testing.TB, dir string, n int) map[string]bool {
 	t.Helper()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -340,12 +340,11 @@ func TestLibnfsList(t *testing.T) {
 // in 32 KiB pages (one op: the whole listing).
 func BenchmarkReaddirPlus(b *testing.B) {
 	srv := nfstest.Start(b, nfstest.Options{})
-	t := &testing.T{}
-	makeFiles(t, filepath.Join(srv.Dir, "d"), 1000)
+	makeFiles(b, filepath.Join(srv.Dir, "d"), 1000)
 	c := nfstest.DialRaw(b, srv.Addr, "")
 	_, dir := c.Lookup(b, c.Mnt(b, "/"), "d")
 	for b.Loop() {
-		if entries, _ := listAll(t, c, true, dir, 8192, 32768); len(entries) != 1002 {
+		if entries, _ := listAll(b, c, true, dir, 8192, 32768); len(entries) != 1002 {
 			b.Fatalf("%d entries", len(entries))
 		}
 	}
