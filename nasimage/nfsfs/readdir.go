@@ -31,9 +31,11 @@ func (h *Handler) List(dir []byte, cookie, verf uint64, da *fattr.Attr) (*fattr.
 	if err != nil {
 		return nil, ErrStale
 	}
+	// Remembered by verifier and directory: another directory's verifier
+	// is BAD_COOKIE, not that directory's names.
 	var names []string
 	if cookie > 0 && verf != 0 {
-		names = h.names.get(verf)
+		names = h.names.get(verf ^ did.Number())
 	}
 	if names == nil {
 		f, err := os.Open(dp)
@@ -47,7 +49,7 @@ func (h *Handler) List(dir []byte, cookie, verf uint64, da *fattr.Attr) (*fattr.
 		}
 		sort.Strings(names)
 		verf = listVerifier(did, names)
-		h.names.put(verf, names)
+		h.names.put(verf^did.Number(), names)
 	}
 	// After the read, as go-nfs and knfsd (it may change the atime).
 	if err := h.statHost(did, dp, da); err != nil {

@@ -279,6 +279,9 @@ func TestReaddirLimits(t *testing.T) {
 	if p := readdir(t, c, true, dir, last, first.verf^1, 4096, 4096); p.status != 10003 {
 		t.Errorf("unknown verifier: status %d, want BAD_COOKIE (10003)", p.status)
 	}
+	if p := readdir(t, c, true, c.Mnt(t, "/"), last, first.verf, 4096, 4096); p.status != 10003 {
+		t.Errorf("another directory's verifier: status %d, want BAD_COOKIE (10003)", p.status)
+	}
 	// The directory changes under the listing: its pages, continued
 	// with their verifier, still list every name it began with once.
 	if err := os.WriteFile(filepath.Join(sub, "aaa-new"), nil, 0o644); err != nil {
