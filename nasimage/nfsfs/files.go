@@ -550,9 +550,9 @@ func (h *Handler) sync(fd int, data bool) error {
 // Lookup answers NFSv3 LOOKUP of name in the directory dir as go-nfs
 // (v0.0.4) does, without its reflection-based XDR and pipe: the handle of
 // the entry (".": dir itself, "..": its parent), its attributes (a) and
-// the directory's (da). One lstat and the identity and owner xattrs per
-// file.
-func (h *Handler) Lookup(dir []byte, name string, a, da *fattr.Attr) ([]byte, error) {
+// the directory's (da; known: read already, for the credential check).
+// One lstat and the identity and owner xattrs per file.
+func (h *Handler) Lookup(dir []byte, name string, a, da *fattr.Attr, known bool) ([]byte, error) {
 	did, err := h.codec.Decode(dir)
 	if err != nil {
 		return nil, ErrStale
@@ -561,8 +561,10 @@ func (h *Handler) Lookup(dir []byte, name string, a, da *fattr.Attr) ([]byte, er
 	if !ok {
 		return nil, ErrStale
 	}
-	if err := h.statPath(did, drel, da); err != nil {
-		return nil, err
+	if !known {
+		if err := h.statPath(did, drel, da); err != nil {
+			return nil, err
+		}
 	}
 	if da.Type != fattr.TypeDir {
 		return nil, statusErr(syscall.ENOTDIR)

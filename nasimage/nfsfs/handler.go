@@ -30,7 +30,8 @@ type Handler struct {
 	opts  Options
 	codec *HandleCodec
 	index *handleIndex
-	lists listingCache
+	lists listingCache[fs.FileInfo] // go-nfs's (without the front door)
+	names listingCache[string]      // the front door's (List)
 	files *openFiles
 	dirs  dirSet
 	syncs atomic.Int64
@@ -330,16 +331,16 @@ func (h *Handler) VerifierFor(path string, contents []fs.FileInfo) uint64 {
 func (h *Handler) DataForVerifier(_ string, v uint64) []fs.FileInfo { return h.lists.get(v) }
 
 // listingCache keeps the last few directory listings.
-type listingCache struct {
+type listingCache[E any] struct {
 	mu      sync.Mutex
 	entries [8]struct {
 		v    uint64
-		list []fs.FileInfo
+		list []E
 	}
 	next int
 }
 
-func (c *listingCache) put(v uint64, list []fs.FileInfo) {
+func (c *listingCache[E]) put(v uint64, list []E) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for i := range c.entries {
@@ -352,7 +353,7 @@ func (c *listingCache) put(v uint64, list []fs.FileInfo) {
 	c.next = (c.next + 1) % len(c.entries)
 }
 
-func (c *listingCache) get(v uint64) []fs.FileInfo {
+func (c *listingCache[E]) get(v uint64) []E {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, e := range c.entries {

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
+	"hash"
 	"sync"
 	"syscall"
 
@@ -51,6 +52,7 @@ type HandleCodec struct {
 		fh [HandleSize]byte
 		ok bool
 	}
+	macs sync.Pool // of HMACs keyed with key
 	// encoded remembers the handles Encode made, by identity.
 	encoded [1024]struct {
 		id FileID
@@ -126,9 +128,18 @@ func slotOf(fh []byte) int {
 }
 
 func (c *HandleCodec) mac(msg []byte) []byte {
-	m := hmac.New(sha256.New, c.key)
+	// A used HMAC resets to its keyed state: no key schedule per handle
+	// (a READDIRPLUS encodes one handle an entry).
+	m, _ := c.macs.Get().(hash.Hash)
+	if m == nil {
+		m = hmac.New(sha256.New, c.key)
+	} else {
+		m.Reset()
+	}
 	m.Write(msg)
-	return m.Sum(nil)[:16]
+	sum := m.Sum(nil)[:16]
+	c.macs.Put(m)
+	return sum
 }
 
 // handleError carries the NFS status the RPC front door answers with.

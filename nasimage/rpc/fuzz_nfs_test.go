@@ -24,6 +24,9 @@ func FuzzNFSArgs(f *testing.F) {
 	f.Add(uint8(6), []byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 16})
 	f.Add(uint8(7), []byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 2, 0, 0, 0, 4, 'a', 'b', 'c', 'd'})
 	f.Add(uint8(17), []byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 16, 0})
+	// The procedure is the byte mod 21, plus 1: 15 READDIR, 16 READDIRPLUS.
+	f.Add(uint8(15), []byte{0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0})
+	f.Add(uint8(16), []byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 40, 0, 0, 1, 0})
 	f.Add(uint8(14), []byte{0, 0, 0, 1, 'x'})
 	f.Add(uint8(14), []byte(append(nfstest.XDR{}.Opaque(root), 0, 0, 0, 1, 'l', 0, 0, 0))) // LINK root into root as "l"
 	f.Fuzz(func(t *testing.T, proc uint8, args []byte) {

@@ -90,6 +90,20 @@ func (s *Server) permission(call Call, at Attrs, fh []byte, nameOffs []int) uint
 	return nfs3OK
 }
 
+// lookupPermission is permission for a LOOKUP the data path answers: the
+// directory's attributes (the ones Perms gives: the data path's Attr) are
+// read into a for the check and kept for the reply.
+func (s *Server) lookupPermission(call Call, fh []byte, a *fattr.Attr) uint32 {
+	if err := s.cfg.Data.Attr(fh, a); err != nil {
+		return errStatus(err, nfs3ErrStale)
+	}
+	uid, gid, mode := a.Perm()
+	if !callerCred(call.Cred, s.cfg.Export.Access).May(access.Attr{UID: uid, GID: gid, Mode: mode}, needs[nfsProcLookup]) {
+		return nfs3ErrAcces
+	}
+	return nfs3OK
+}
+
 // setattrPermission decides a SETATTR (sattr3: mode, uid, gid, size,
 // atime, mtime, each with its "set" discriminant), decoded as the
 // procedure itself decodes it.

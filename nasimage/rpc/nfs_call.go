@@ -221,8 +221,19 @@ func (s *Server) nfsRun(c *conn, j nfsJob) {
 		}
 	}
 	at, _ := s.cfg.Handles.(Attrs)
+	var dir *fastBuf // a data-path LOOKUP's directory attributes, read once
 	if at != nil {
-		if st := s.permission(call, at, fh, nameOffs); st != nfs3OK {
+		var st uint32
+		if call.Proc == nfsProcLookup && s.fast[nfsProcLookup] && s.cfg.Export.Access != nil {
+			dir = smallBufs.Get().(*fastBuf)
+			st = s.lookupPermission(call, fh, &dir.pre)
+		} else {
+			st = s.permission(call, at, fh, nameOffs)
+		}
+		if st != nfs3OK {
+			if dir != nil {
+				smallBufs.Put(dir)
+			}
 			s.backends.release(bc, true)
 			fail(st)
 			return
@@ -237,7 +248,7 @@ func (s *Server) nfsRun(c *conn, j nfsJob) {
 	}
 	if s.fast[call.Proc] {
 		s.backends.release(bc, true)
-		s.serveFast(c, call, fh, start)
+		s.serveFast(c, call, fh, start, dir)
 		return
 	}
 	rep, err := bc.roundTrip(rec)

@@ -29,8 +29,9 @@ type DataPath interface {
 // Lookuper is a DataPath that also answers LOOKUP.
 type Lookuper interface {
 	// Lookup returns the handle of name in the directory dir and fills a
-	// with its attributes, da with the directory's.
-	Lookup(dir []byte, name string, a, da *fattr.Attr) ([]byte, error)
+	// with its attributes, da with the directory's (unless known: da
+	// holds them already).
+	Lookup(dir []byte, name string, a, da *fattr.Attr, known bool) ([]byte, error)
 }
 
 // Remover is a DataPath that also answers REMOVE.
@@ -47,8 +48,8 @@ const (
 )
 
 // fastProcs are the procedures a DataPath answers (ACCESS from Attr;
-// LOOKUP, REMOVE, CREATE and SETATTR if it is a Lookuper, Remover,
-// Creator and Setattrer).
+// LOOKUP, REMOVE, CREATE, SETATTR, READDIR and READDIRPLUS if it is a
+// Lookuper, Remover, Creator, Setattrer and Lister).
 func fastProcs(d DataPath) (procs [nfsProcCount]bool) {
 	if d == nil {
 		return procs
@@ -59,6 +60,8 @@ func fastProcs(d DataPath) (procs [nfsProcCount]bool) {
 	_, procs[nfsProcSetattr] = d.(Setattrer)
 	_, procs[nfsProcLookup] = d.(Lookuper)
 	_, procs[nfsProcRemove] = d.(Remover)
+	_, procs[nfsProcReaddir] = d.(Lister)
+	procs[nfsProcReaddirplus] = procs[nfsProcReaddir]
 	return procs
 }
 
@@ -104,8 +107,9 @@ func replyHeader(b []byte, xid uint32) int {
 }
 
 // serveFast answers a call of a fastProcs procedure, already checked like
-// every call (handle, export, type, ...).
-func (s *Server) serveFast(c *conn, call Call, fh []byte, start time.Time) {
+// every call (handle, export, type, ...). dir, if not nil, is a small
+// buffer whose pre holds a LOOKUP's directory attributes.
+func (s *Server) serveFast(c *conn, call Call, fh []byte, start time.Time, dir *fastBuf) {
 	r := xdrReader{buf: call.Args}
 	r.opaque(nfs3FHSize)
 	var fb *fastBuf
@@ -164,8 +168,11 @@ func (s *Server) serveFast(c *conn, call Call, fh []byte, start time.Time) {
 		n += 16
 	case nfsProcLookup:
 		name := string(r.opaque(nfsNameMax))
-		fb, pool = getBuf(0)
-		obj, err := s.cfg.Data.(Lookuper).Lookup(fh, name, &fb.post, &fb.pre)
+		fb, pool = dir, &smallBufs
+		if fb == nil {
+			fb, pool = getBuf(0)
+		}
+		obj, err := s.cfg.Data.(Lookuper).Lookup(fh, name, &fb.post, &fb.pre, dir != nil)
 		if err != nil {
 			status = errStatus(err, nfs3ErrIO)
 			break
@@ -258,6 +265,12 @@ func (s *Server) serveFast(c *conn, call Call, fh []byte, start time.Time) {
 		}
 		n = replyHeader(fb.hdr[:], call.XID)
 		n = putWcc(fb, n, nfs3OK)
+	case nfsProcReaddir, nfsProcReaddirplus:
+		fb, pool = getBuf(readdirBuf(call))
+		var m int
+		if n, m, status = s.readdir(call, fh, fb); status == nfs3OK {
+			data = fb.data[:m]
+		}
 	case nfsProcCommit:
 		fb, pool = getBuf(0)
 		if err := s.cfg.Data.Flush(fh, &fb.pre, &fb.post); err != nil {

@@ -75,7 +75,7 @@ func main() {
 	ganesha := flag.String("ganesha", "auto", "auto: include nfs-ganesha if installed and -netns; off; on (fail if it cannot run)")
 	netns := flag.Bool("netns", false, "running in a private network namespace (ganesha and its rpcbind may bind any port)")
 	stock := flag.Bool("stock", false, "include stock go-nfs: libnfs cannot mount it (go-nfs answers MOUNT EXPORT, which libnfs calls after MNT, with a PROG_MISMATCH without its version range, an undecodable reply)")
-	only := flag.String("only", "", "comma-separated nfsload cases to run (read, write, writec, syncwrite, create, stat, openread, unlink); empty: all")
+	only := flag.String("only", "", "comma-separated nfsload cases to run (read, write, writec, syncwrite, create, stat, openread, readdir, unlink); empty: all")
 	serveStock := flag.String("serve-stock", "", "internal: serve this directory with stock go-nfs and print the address")
 	flag.Parse()
 	runtime.LockOSThread()
@@ -124,6 +124,7 @@ func main() {
 		{row: "stat, d32", load: "stat", depth: 32, n: *files},
 		{row: "open+read 4 KiB+close, d1", load: "openread", depth: 1, n: *files},
 		{row: "open+read 4 KiB+close, d8", load: "openread", depth: 8, n: *files},
+		{row: fmt.Sprintf("list the %d files' directory, d1", *files), load: "readdir", depth: 1, n: 20},
 		{row: "unlink, d1", load: "unlink", depth: 1, n: *files},
 		{row: "create+write 4 KiB+close, d8", load: "create", depth: 8, n: *files},
 		{row: "unlink, d8", load: "unlink", depth: 8, n: *files},

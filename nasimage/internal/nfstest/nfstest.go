@@ -44,6 +44,9 @@ type Options struct {
 	// Credentials turns on the front door's credential checks (as nasd
 	// does unless insecure_squash); off, every caller may do anything.
 	Credentials bool
+	// GoNFS leaves out the front door's data path: every call reaches
+	// go-nfs (to compare the data path with what go-nfs answered).
+	GoNFS bool
 }
 
 // Server is a running front door + handler on loopback.
@@ -92,13 +95,17 @@ func Start(t testing.TB, o Options) *Server {
 	if o.Credentials {
 		export.Access = opts.Mapping()
 	}
+	var data rpc.DataPath = h
+	if o.GoNFS {
+		data = nil
+	}
 	front := rpc.NewServer(rpc.Config{
 		NFSPort:       l.Addr().(*net.TCPAddr).Port,
 		Export:        export,
 		Handler:       h,
 		Handles:       h,
 		Commit:        h.Commit,
-		Data:          h,
+		Data:          data,
 		Backends:      o.Backends,
 		MaxRecord:     o.MaxRecord,
 		MaxConns:      o.MaxConns,

@@ -17,6 +17,8 @@
  *   stat      stat s%06d                                       -> files/s
  *   openread  open s%06d, read 4 KiB, close                    -> files/s
  *   unlink    unlink s%06d                                     -> files/s
+ *   readdir   list the export's root N times (READDIRPLUS pages,
+ *             libnfs's directory cache off)                    -> entries/s
  * It prints "<rate> <unit>" on stdout; any failed call is fatal (exit 1).
  */
 #include <fcntl.h>
@@ -118,6 +120,20 @@ static void path_cb(int err, struct nfs_context *n, void *data, void *priv)
 	finished();
 }
 
+static long entries;
+
+static void dir_cb(int err, struct nfs_context *n, void *data, void *priv)
+{
+	(void)priv;
+	if (err < 0)
+		die("opendir", (char *)data);
+	struct nfsdir *d = data;
+	while (nfs_readdir(n, d))
+		entries++;
+	nfs_closedir(n, d);
+	finished();
+}
+
 /* issue starts calls until DEPTH are in flight or all are issued. */
 static void issue(void)
 {
@@ -130,6 +146,8 @@ static void issue(void)
 			r = nfs_pwrite_async(nfs, bigfh, (uint64_t)i * MiB, MiB, buf, io_cb, NULL);
 		} else if (!strcmp(mode, "syncwrite")) {
 			r = nfs_pwrite_async(nfs, bigfh, (uint64_t)i * 65536, 65536, buf, io_cb, NULL);
+		} else if (!strcmp(mode, "readdir")) {
+			r = nfs_opendir_async(nfs, "/", dir_cb, NULL);
 		} else {
 			struct item *it = calloc(1, sizeof *it);
 			it->i = i;
@@ -213,6 +231,9 @@ int main(int argc, char **argv)
 			die("create sync", nfs_get_error(nfs));
 		unit = "MiB/s";
 		scale = 1.0 / 16;
+	} else if (!strcmp(mode, "readdir")) {
+		nfs_set_dircache(nfs, 0); /* every listing reaches the server */
+		unit = "entries/s";
 	}
 
 	double start = now();
@@ -232,6 +253,8 @@ int main(int argc, char **argv)
 	}
 	double secs = now() - start;
 	(void)all;
+	if (!strcmp(mode, "readdir"))
+		scale = (double)entries / total;
 	printf("%.1f %s\n", total * scale / secs, unit);
 	if (bigfh)
 		nfs_close(nfs, bigfh);
