@@ -241,11 +241,13 @@ func serve(ctx context.Context, args []string, stderr io.Writer, started func(li
 					// clients are let in, so that their handles resolve.
 					handler.Reindex()
 					log.Info("worker ready", "worker", nw.name, "indexed", handler.IndexSize())
-					ready.Set(nw.name, true)
+					// Calls are admitted before /readyz can say 200: whoever
+					// saw Ready is never told JUKEBOX.
 					if notReady.Add(-1) == 0 {
 						front.Release()
 						log.Info("NFS calls admitted: every worker is ready")
 					}
+					ready.Set(nw.name, true)
 				})
 			})
 			if err != nil && workCtx.Err() == nil {

@@ -344,18 +344,19 @@ func TestCallsHeldUntilWorkersReady(t *testing.T) {
 		t.Fatalf("LOOKUP of a file the initial sync has yet to copy: status %d, want JUKEBOX", st)
 	}
 	close(w.fill)
+	// Whoever sees Ready (the Service, a test) is let in at once.
 	deadline := time.Now().Add(5 * time.Second)
-	for {
-		st, fh := c.Lookup(t, root, "copied-late")
-		if st == 0 {
-			if st := c.Getattr(t, fh); st != 0 {
-				t.Fatalf("GETATTR of the copied file once ready: status %d", st)
-			}
-			break
+	for code, _ := httpStatus(t, l.http, "/readyz"); code != 200; code, _ = httpStatus(t, l.http, "/readyz") {
+		if time.Now().After(deadline) {
+			t.Fatal("/readyz never became 200")
 		}
-		if st != jukebox || time.Now().After(deadline) {
-			t.Fatalf("LOOKUP after the workers became ready: status %d", st)
-		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(time.Millisecond)
+	}
+	st, fh := c.Lookup(t, root, "copied-late")
+	if st != 0 {
+		t.Fatalf("LOOKUP once /readyz says 200: status %d", st)
+	}
+	if st := c.Getattr(t, fh); st != 0 {
+		t.Fatalf("GETATTR of the copied file once ready: status %d", st)
 	}
 }
