@@ -75,10 +75,12 @@ func (h *Handler) Create(dir []byte, name string, guarded bool, s *fattr.Sattr, 
 	f := h.files.add(&openFile{id: id, key: [HandleSize]byte(fh), fd: fd, rw: true})
 	defer h.files.put(f)
 	if cred {
+		// Where nasd can neither give the file away nor record its owner
+		// (no CAP_CHOWN, an export without user xattrs: a tmpfs emptyDir),
+		// the file stays nasd's, shown as the files owner: the CREATE
+		// still succeeds, as it did through go-nfs.
 		u, g := h.opts.mapOwner(int(uid), int(gid))
-		if err := fchown(fd, u, g); err != nil {
-			return nil, err
-		}
+		_ = fchown(fd, u, g)
 	} else if s.SetUID || s.SetGID {
 		u, g := int(s.UID), int(s.GID)
 		if !s.SetUID || !s.SetGID {
