@@ -35,6 +35,9 @@ func TestKernelLab(t *testing.T) {
 	if run := os.Getenv("LAB_RUN"); run != "" {
 		args = append(args, "-test.run="+run)
 	}
+	if count := os.Getenv("LAB_COUNT"); count != "" {
+		args = append(args, "-test.count="+count)
+	}
 	if skip := os.Getenv("LAB_SKIP"); skip != "" {
 		args = append(args, "-test.skip="+skip)
 		t.Logf("LAB_SKIP: the scenarios matching %q are not run", skip)
@@ -45,7 +48,7 @@ func TestKernelLab(t *testing.T) {
 	res, err := Boot(Guest{
 		Dir:     dir,
 		Command: args,
-		Env:     map[string]string{"LAB_GUEST": "1", "LAB_PROJECT": project, "LAB_NASD": nasd},
+		Env:     map[string]string{"LAB_GUEST": "1", "LAB_PROJECT": project, "LAB_NASD": nasd, "LAB_NASD_LOG": os.Getenv("LAB_NASD_LOG")},
 		Timeout: 45 * time.Minute,
 	})
 	require.NoError(t, err)

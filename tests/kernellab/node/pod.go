@@ -131,6 +131,9 @@ func (p *Pod) Start(fresh bool) error {
 		return err
 	}
 	p.Args = components.NasdArgs(p.Server, p.node.Config.Cluster)
+	if level := os.Getenv("LAB_NASD_LOG"); level != "" {
+		p.Args = append(p.Args, "--log-level="+level)
+	}
 	uid := strconv.Itoa(p.node.Config.Cluster.RunAsUser)
 	argv := append([]string{"netns", "exec", p.netns, "chroot", "--userspec=" + uid + ":" + uid, "--groups=" + uid, root, "/nasd"}, p.Args...)
 	p.log, err = os.OpenFile(filepath.Join(LogsDir, p.Server.Name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)

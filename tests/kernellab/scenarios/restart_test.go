@@ -15,6 +15,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 
 	"github.com/nas-topology/nas-topology/components/spec"
 	"github.com/nas-topology/nas-topology/tests/kernellab/node"
@@ -53,6 +54,14 @@ func TestRestartUnderLoad(t *testing.T) {
 					})
 				}
 				dir := workdir(t, c.tg)
+				if c.tg.name == "nasd" {
+					from := len(pod.Log())
+					t.Cleanup(func() {
+						if t.Failed() {
+							identityReport(t, s, pod, dir, pod.Log()[from:])
+						}
+					})
+				}
 				ref := bytes.Repeat([]byte("reference data\n"), 20000)
 				require.NoError(t, writeAsApp(filepath.Join(dir, "reference"), ref))
 				if c.tg.name == "nasd" {
@@ -162,4 +171,34 @@ func runOut(name string, args ...string) (string, error) {
 func lastLines(log string, n int) string {
 	lines := strings.Split(strings.TrimRight(log, "\n"), "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+// identityReport logs what decides a file's identity in a new pod: the
+// journal, the Windows copies and the export's files with their IDs.
+func identityReport(t *testing.T, s spec.Server, pod *node.Pod, dir, log string) {
+	rel, _ := filepath.Rel(node.MountPoint(s), dir)
+	j, _ := os.ReadFile(filepath.Join(windowsDir(s), ".nasd-ids"))
+	t.Logf("journal: %s", j)
+	for _, root := range []string{windowsDir(s), filepath.Join(pod.EmptyDir, "export")} {
+		entries, _ := os.ReadDir(filepath.Join(root, rel))
+		for _, e := range append([]os.DirEntry{nil}, entries...) {
+			p := filepath.Join(root, rel)
+			if e != nil {
+				p = filepath.Join(p, e.Name())
+			}
+			var st unix.Stat_t
+			unix.Lstat(p, &st)
+			id := make([]byte, 64)
+			n, err := unix.Lgetxattr(p, "user.nasd.id", id)
+			if err != nil {
+				n = 0
+			}
+			t.Logf("%s size %d mtime %d.%09d ino %d id %x %v", p, st.Size, st.Mtim.Sec, st.Mtim.Nsec, st.Ino, id[:n], err)
+		}
+	}
+	for _, l := range strings.Split(log, "\n") {
+		if strings.Contains(l, "written") || strings.Contains(l, `"WARN"`) || strings.Contains(l, "flush") || strings.Contains(l, "journal") {
+			t.Log(l)
+		}
+	}
 }
