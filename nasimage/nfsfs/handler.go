@@ -308,6 +308,13 @@ func (h *Handler) Warm() { h.index.warm() }
 // before resolve at once.
 func (h *Handler) Reindex() { h.index.reindex() }
 
+// Learn records the identity of the file at rel (slash-separated, in the
+// export), which something other than an NFS call just put there (the sync
+// engine's copies). Without it, a handle to that file would resolve only
+// after the next walk of the export, which misses may not start more than
+// every few seconds: until then the client is told STALE.
+func (h *Handler) Learn(rel string) { h.index.learn(rel) }
+
 // IndexSize is the number of handles the index knows (for tests and
 // metrics).
 func (h *Handler) IndexSize() int { return h.index.len() }

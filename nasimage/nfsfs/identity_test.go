@@ -327,3 +327,32 @@ func TestSyncUpdateKeepsHandle(t *testing.T) {
 		t.Fatal("Carry of a file without an identity did not carry its derived one")
 	}
 }
+
+// TestLearnedFileResolvesAtOnce: a file put in the export behind the NFS
+// server's back (the sync engine copying a new pod's files in, with the
+// identities it kept) resolves through its handle as soon as the server
+// is told of it (Handler.Learn), although misses may not walk the export
+// again so soon after the last walk.
+func TestLearnedFileResolvesAtOnce(t *testing.T) {
+	dir, key := t.TempDir(), bytes.Repeat([]byte{7}, 32)
+	srv := nfstest.Start(t, nfstest.Options{Dir: dir, Key: key})
+	c := nfstest.DialRaw(t, srv.Addr, "")
+	f := create(t, c, c.Mnt(t, "/"), "f")
+	srv.Stop()
+
+	// A new server (nothing cached): the index is walked, then f moves.
+	srv = nfstest.Start(t, nfstest.Options{Dir: dir, Key: key})
+	c = nfstest.DialRaw(t, srv.Addr, "")
+	srv.Handler.Reindex()
+	os.Mkdir(filepath.Join(dir, "elsewhere"), 0o755)
+	if err := os.Rename(filepath.Join(dir, "f"), filepath.Join(dir, "elsewhere", "f")); err != nil {
+		t.Fatal(err)
+	}
+	if st := c.Getattr(t, f); st != nfsStale {
+		t.Fatalf("f, moved right after a walk: GETATTR %d, want STALE (walks are spaced)", st)
+	}
+	srv.Handler.Learn("elsewhere/f")
+	if st := c.Getattr(t, f); st != nfsOK {
+		t.Errorf("f once learned: GETATTR %d, want OK", st)
+	}
+}

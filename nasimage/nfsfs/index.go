@@ -62,6 +62,13 @@ func (x *handleIndex) put(id fileid.ID, p string) {
 	x.paths[id] = append([]string{p}, ps...)
 }
 
+// learn records the identity of the file at p, if it has one.
+func (x *handleIndex) learn(p string) {
+	if id, err := fileid.Peek(x.root, p); err == nil {
+		x.put(id, p)
+	}
+}
+
 // drop forgets that id is at p.
 func (x *handleIndex) drop(id fileid.ID, p string) {
 	if id == fileid.Root {

@@ -74,6 +74,11 @@ type Config struct {
 	// emptied; see root.go), "" once it goes on again. nasd fails /readyz
 	// with the reason.
 	Health func(problem string)
+	// Installed, if set, hears of every file or directory the engine has
+	// just put in the export (nasd's handle index learns its identity at
+	// once, so that a client's handle to it resolves without waiting for a
+	// walk of the export).
+	Installed func(rel string)
 
 	copyChunkDelay time.Duration // fault tests: slow copies down
 }
@@ -258,9 +263,11 @@ func (e *Engine) Run(ctx context.Context, ready func()) error {
 
 	// Up to 5 rounds that plan something; files still changing are waited
 	// for (stability) up to 20 quiet periods, then left to the running sync.
+	// Files the identity journal names are waited for as long: clients hold
+	// handles to them, which answer STALE until the files are back.
 	start := time.Now()
 	waitUntil := start.Add(20 * e.cfg.QuietPeriod)
-	for i, first := 0, true; i < 5; first = false {
+	for i, first := 0, true; ; first = false {
 		r, err := e.round(ctx, first, true)
 		if err != nil {
 			return err
@@ -268,11 +275,20 @@ func (e *Engine) Run(ctx context.Context, ready func()) error {
 		if ctx.Err() != nil {
 			break
 		}
-		if r.planned > 0 {
-			i++
-			continue
+		pending := e.journalPending()
+		if time.Now().After(waitUntil) {
+			if pending > 0 {
+				e.log.Warn("initial sync: files the identity journal names are not copied yet; handles to them answer STALE until they are", "files", pending)
+			}
+			break
 		}
-		if r.unstable == 0 || time.Now().After(waitUntil) {
+		if r.planned > 0 {
+			if i++; i < 5 || pending > 0 {
+				continue
+			}
+			break
+		}
+		if r.unstable == 0 && pending == 0 {
 			break
 		}
 		select {

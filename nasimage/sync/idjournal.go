@@ -103,6 +103,43 @@ func journalKeep(j map[string]journalEntry) func(string, reconcile.Entry) (filei
 	}
 }
 
+// journalVouches drops from busy (Windows files that look still changing)
+// those the journal a new export started from names with exactly their
+// size and mtime: the old pod's shutdown flush wrote them a moment ago,
+// which is why their mtime is recent, and no one has changed them since.
+// Waiting for them to look stable would let clients in before the files
+// whose handles they hold are back in the export.
+func (e *Engine) journalVouches(busy map[string]string, t reconcile.Tree) {
+	if len(e.startIDs) == 0 {
+		return
+	}
+	keep := journalKeep(e.startIDs)
+	for p := range busy {
+		if _, ok := keep(p, t[p]); ok {
+			delete(busy, p)
+		}
+	}
+}
+
+// journalPending counts the files and directories the journal a new
+// export started from names, with their Windows copy as recorded, that
+// are not synced yet.
+func (e *Engine) journalPending() int {
+	n := 0
+	keep := journalKeep(e.startIDs)
+	for p := range e.startIDs {
+		if _, synced := e.anc[p]; synced {
+			continue
+		}
+		if w, err := scan.Stat(e.cfg.WindowsDir, p); err == nil {
+			if _, ok := keep(p, w); ok {
+				n++
+			}
+		}
+	}
+	return n
+}
+
 // journal builds the journal from the ancestor: the synced paths, present
 // on both sides as recorded, whose export identity is not the derived one.
 func (e *Engine) journal() map[string]journalEntry {

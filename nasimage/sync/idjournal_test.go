@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -274,5 +275,52 @@ func TestJournalOnlyOnOutput(t *testing.T) {
 		if _, err := os.Lstat(filepath.Join(h.win, scan.JournalName)); err == nil {
 			t.Errorf("%v: wrote %s", role, scan.JournalName)
 		}
+	}
+}
+
+// TestNewPodWaitsNotForJournaledFiles: the old pod's shutdown flush copies
+// a file an application was writing until the last moment, so its Windows
+// copy has a recent mtime, the look of a file still being written on
+// Windows. The journal names it with that exact size and mtime, which
+// vouches for it: the new pod copies it back, with its identity, in its
+// initial sync, without waiting a quiet period for it to look stable, and
+// tells the NFS server (Config.Installed) of each path it put in the
+// export, so that the handles applications hold resolve the moment
+// clients are let in.
+func TestNewPodWaitsNotForJournaledFiles(t *testing.T) {
+	cfg := testConfig(t, reconcile.Output)
+	cfg.QuietPeriod = 5 * time.Second
+	h := newHarness(t, cfg)
+	if !h.eng.opened {
+		if err := h.eng.open(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(t, h.nfs, "job/written", "record 1\nrecord 2\n")
+	id := fileid.New()
+	if err := fileid.Set(filepath.Join(h.nfs, "job", "written"), id); err != nil {
+		t.Skipf("no user xattrs in %s: %v", h.nfs, err)
+	}
+	if err := h.eng.flush(); err != nil { // SIGTERM, right after the last write
+		t.Fatal(err)
+	}
+
+	cfg2 := cfg
+	base := t.TempDir()
+	cfg2.NFSDir, cfg2.StateDir = filepath.Join(base, "export"), filepath.Join(base, "state")
+	os.MkdirAll(cfg2.NFSDir, 0o755)
+	var installed []string
+	cfg2.Installed = func(rel string) { installed = append(installed, rel) }
+	h2 := newHarness(t, cfg2)
+	t0 := time.Now()
+	h2.run()
+	if took := time.Since(t0); took >= cfg.QuietPeriod {
+		t.Errorf("the new pod was ready after %s: it waited a quiet period (%s) for a file the journal vouches for", took, cfg.QuietPeriod)
+	}
+	if got, err := fileid.Peek(h2.nfs, "job/written"); err != nil || got != id {
+		t.Errorf("job/written in the new export when it is ready: id %x, %v; want %x", got, err, id)
+	}
+	if !slices.Contains(installed, "job/written") || !slices.Contains(installed, "job") {
+		t.Errorf("the NFS server was told of %v, want job and job/written", installed)
 	}
 }

@@ -162,6 +162,9 @@ func (e *Engine) round(ctx context.Context, first, quiet bool) (roundResult, err
 				continue
 			}
 			busy, wait := e.stab[c.s].check(c.t, e.anc, c.s, census, e.clocks[c.s], now, e.cfg.QuietPeriod)
+			if c.s == reconcile.Windows {
+				e.journalVouches(busy, c.t)
+			}
 			for p, why := range busy {
 				skip[p] = why
 			}
@@ -255,6 +258,9 @@ func (e *Engine) round(ctx context.Context, first, quiet bool) (roundResult, err
 		delete(e.backoff, a.Path)
 		if a.To == reconcile.NFS {
 			e.nfsDirty = true
+			if e.cfg.Installed != nil && (a.Op == reconcile.Copy || a.Op == reconcile.Mkdir) {
+				e.cfg.Installed(a.Path)
+			}
 		}
 		switch a.Op {
 		case reconcile.Copy:

@@ -39,6 +39,9 @@ type Env struct {
 	Role       string                // input, backup or output
 	ReadOnly   bool                  // the NFS export refuses writes
 	Ready      *ops.Readiness        // a worker may add conditions of its own
+	// Installed tells the NFS server of a file or directory a worker just
+	// put in the export (its handle index learns the identity).
+	Installed func(rel string)
 }
 
 // extension adds flags and optionally a worker to `nasd serve`. Other
@@ -112,7 +115,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer, started func(li
 	reg := ops.NewRegistry()
 	ready := ops.NewReadiness("nfs")
 
-	env := Env{Logger: log, Registerer: reg, ExportDir: f.export, StateDir: f.state, Role: f.role, ReadOnly: cfg.ReadOnly, Ready: ready}
+	env := Env{Logger: log, Registerer: reg, ExportDir: f.export, StateDir: f.state, Role: f.role, ReadOnly: cfg.ReadOnly, Ready: ready, Installed: handler.Learn}
 	type namedWorker struct {
 		name string
 		w    Worker

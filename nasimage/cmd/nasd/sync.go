@@ -92,6 +92,7 @@ func init() {
 				MaxWindowsPath:     f.maxPath,
 				Granularity:        map[reconcile.Side]time.Duration{reconcile.Windows: f.winGran},
 				Health:             health,
+				Installed:          env.Installed,
 				Logger:             env.Logger,
 				Registerer:         env.Registerer,
 			})
