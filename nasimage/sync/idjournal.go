@@ -121,22 +121,27 @@ func (e *Engine) journalVouches(busy map[string]string, t reconcile.Tree) {
 	}
 }
 
-// journalPending counts the files and directories the journal a new
-// export started from names, with their Windows copy as recorded, that
-// are not synced yet.
-func (e *Engine) journalPending() int {
-	n := 0
+// journalWaiting calls f for each entry of the journal the export started
+// from whose path is not synced yet and whose Windows copy still matches.
+func (e *Engine) journalWaiting(f func(p string, je journalEntry)) {
 	keep := journalKeep(e.startIDs)
-	for p := range e.startIDs {
+	for p, je := range e.startIDs {
 		if _, synced := e.anc[p]; synced {
 			continue
 		}
 		if w, err := scan.Stat(e.cfg.WindowsDir, p); err == nil {
 			if _, ok := keep(p, w); ok {
-				n++
+				f(p, je)
 			}
 		}
 	}
+}
+
+// journalPending counts the journal's files and directories a new export
+// still waits for (journalWaiting).
+func (e *Engine) journalPending() int {
+	n := 0
+	e.journalWaiting(func(string, journalEntry) { n++ })
 	return n
 }
 
@@ -171,22 +176,11 @@ func (e *Engine) journal() map[string]journalEntry {
 	// Entries of the journal this export started from whose files are not
 	// copied yet (a copy failed or waits, or the pod stops during its
 	// initial sync) stay while their Windows copy matches.
-	for p, je := range e.startIDs {
-		if _, synced := e.anc[p]; synced {
-			continue
+	e.journalWaiting(func(p string, je journalEntry) {
+		if _, err := os.Lstat(filepath.Join(e.cfg.NFSDir, filepath.FromSlash(p))); errors.Is(err, fs.ErrNotExist) {
+			ids[p] = je
 		}
-		w, err := scan.Stat(e.cfg.WindowsDir, p)
-		if err != nil {
-			continue
-		}
-		if _, ok := journalKeep(map[string]journalEntry{p: je})(p, w); !ok {
-			continue
-		}
-		if _, err := os.Lstat(filepath.Join(e.cfg.NFSDir, filepath.FromSlash(p))); !errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		ids[p] = je
-	}
+	})
 	return ids
 }
 
