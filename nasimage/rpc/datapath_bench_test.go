@@ -26,7 +26,7 @@ func dataPathConn(tb testing.TB) (*conn, []byte) {
 	s := NewServer(Config{Handler: h, Handles: h, Data: h, Export: Export{Path: "/"}})
 	tb.Cleanup(s.backends.close)
 	fh := h.ToHandle(h.Filesystem(), []string{"f"})
-	c := &conn{s: s, nc: &streamConn{}, allowed: true, slots: make(chan struct{}, maxConnCalls), jobs: make(chan nfsJob)}
+	c := &conn{s: s, nc: &streamConn{}, allowed: true, slots: make(chan struct{}, maxConnCalls), bigReads: make(chan struct{}, maxBigReads), jobs: make(chan nfsJob)}
 	tb.Cleanup(func() { close(c.jobs) })
 	return c, fh
 }

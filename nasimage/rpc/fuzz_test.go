@@ -63,7 +63,7 @@ func FuzzRecord(f *testing.F) {
 			}
 		}
 		// The whole connection loop.
-		c := &conn{s: s, nc: &streamConn{r: bytes.NewReader(data)}, allowed: true}
+		c := &conn{s: s, nc: &streamConn{r: bytes.NewReader(data)}, allowed: true, bigReads: make(chan struct{}, maxBigReads)}
 		s.connWG.Add(1)
 		c.serve()
 	})

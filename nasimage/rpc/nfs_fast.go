@@ -130,6 +130,10 @@ func (s *Server) serveFast(c *conn, call Call, fh []byte, start time.Time, dir *
 		n += 4 + fattr.Size
 	case nfsProcRead:
 		off, count := r.uint64(), r.uint32() // count is at most MaxTransfer (clampCounts)
+		if count > smallRead {
+			c.bigReads <- struct{}{}
+			defer func() { <-c.bigReads }() // once the reply is sent and fb back in its pool
+		}
 		fb, pool = getBuf(int(count))
 		got, eof, err := s.cfg.Data.ReadAt(fh, fb.data[:count], off, &fb.post)
 		if err != nil {

@@ -304,7 +304,7 @@ func (s *Server) newConn(nc net.Conn, portmapOnly bool) (c *conn, refused bool) 
 	if s.cfg.MaxConns > 0 && len(s.conns) >= s.cfg.MaxConns {
 		return nil, true
 	}
-	c = &conn{s: s, nc: nc, portmapOnly: portmapOnly, peer: addrOf(nc.RemoteAddr()), slots: make(chan struct{}, maxConnCalls)}
+	c = &conn{s: s, nc: nc, portmapOnly: portmapOnly, peer: addrOf(nc.RemoteAddr()), slots: make(chan struct{}, maxConnCalls), bigReads: make(chan struct{}, maxBigReads)}
 	c.allowed = s.cfg.Export.Allows(c.peer)
 	s.conns[c] = struct{}{}
 	s.connWG.Add(1)
@@ -383,11 +383,19 @@ type conn struct {
 	wbufs     net.Buffers // write's writev (under wmu)
 	inflight  sync.WaitGroup
 	inflightN atomic.Int32
+	queued    bool          // the reader holds more of the client's bytes (set by serve, read by run)
 	slots     chan struct{} // bounds the calls in flight (maxConnCalls)
 	closing   atomic.Bool
-	jobs      chan nfsJob // to idle workers (see run)
+	jobs      chan nfsJob   // to idle workers (see run)
+	bigReads  chan struct{} // bounds the large READ buffers in use (maxBigReads)
 	idle      atomic.Int32
 }
+
+// maxBigReads bounds the READs of more than smallRead bytes a connection
+// answers at once: each holds a MaxTransfer buffer, and a client with 32 in
+// flight would otherwise hold 32 MiB of them (and the heap twice that until
+// the GC runs). Eight already keep a loopback client at its peak rate.
+const maxBigReads = 8
 
 // maxIdleWorkers bounds the workers a connection keeps waiting for calls
 // (more would be idle: at most maxConnCalls run at once).
@@ -397,9 +405,11 @@ const maxIdleWorkers = maxConnCalls
 // one: the calls of a connection run concurrently, and a steady stream of
 // them starts no goroutine (a goroutine per call costs an allocation).
 func (c *conn) run(j nfsJob) {
-	if c.inflightN.Load() == 1 && c.s.inline[j.call.Proc] {
-		// Nothing else in flight (a client waiting for each answer):
-		// answering here saves two goroutine switches per call.
+	if !c.queued && c.inflightN.Load() == 1 && c.s.inline[j.call.Proc] {
+		// Nothing else in flight and nothing read behind it (a client
+		// waiting for each answer): answering here saves two goroutine
+		// switches per call. With calls queued behind it, answering here
+		// would serialize them: no call would ever find another in flight.
 		c.s.nfsRun(c, j)
 		return
 	}
@@ -457,6 +467,7 @@ func (c *conn) serve() {
 			s.log.Warn("closing connection: undecodable RPC call", "peer", c.peer, "err", err)
 			return
 		}
+		c.queued = br.Buffered() > 0
 		if !c.dispatch(call, rec, buf) {
 			s.recs.put(buf)
 		}

@@ -47,6 +47,9 @@ type Options struct {
 	// GoNFS leaves out the front door's data path: every call reaches
 	// go-nfs (to compare the data path with what go-nfs answered).
 	GoNFS bool
+	// WrapData, if set, wraps the handler's data path (to watch or slow
+	// its calls).
+	WrapData func(*nfsfs.Handler) rpc.DataPath
 }
 
 // Server is a running front door + handler on loopback.
@@ -96,6 +99,9 @@ func Start(t testing.TB, o Options) *Server {
 		export.Access = opts.Mapping()
 	}
 	var data rpc.DataPath = h
+	if o.WrapData != nil {
+		data = o.WrapData(h)
+	}
 	if o.GoNFS {
 		data = nil
 	}

@@ -1,0 +1,140 @@
+package rpc_test
+
+import (
+	"encoding/binary"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nas-topology/nas-topology/nasimage/fattr"
+	"github.com/nas-topology/nas-topology/nasimage/internal/nfstest"
+	"github.com/nas-topology/nas-topology/nasimage/nfsfs"
+	"github.com/nas-topology/nas-topology/nasimage/rpc"
+)
+
+// watchedData is the handler's data path with its GETATTRs and READs
+// counted while they run, once armed: each waits until wait calls are
+// inside at once (or 200 ms have passed), so calls answered one at a time
+// show as a peak of 1.
+type watchedData struct {
+	*nfsfs.Handler
+	wait  int
+	armed bool
+
+	mu      sync.Mutex
+	in, max int
+	big     int // READs of more than rpc.SmallRead bytes inside now
+	maxBig  int
+}
+
+func (w *watchedData) enter(big bool) func() {
+	w.mu.Lock()
+	if !w.armed {
+		w.mu.Unlock()
+		return func() {}
+	}
+	w.in++
+	w.max = max(w.max, w.in)
+	if big {
+		w.big++
+		w.maxBig = max(w.maxBig, w.big)
+	}
+	deadline := time.Now().Add(200 * time.Millisecond)
+	for w.in < w.wait && time.Now().Before(deadline) {
+		w.mu.Unlock()
+		time.Sleep(time.Millisecond)
+		w.mu.Lock()
+	}
+	w.mu.Unlock()
+	return func() {
+		w.mu.Lock()
+		w.in--
+		if big {
+			w.big--
+		}
+		w.mu.Unlock()
+	}
+}
+
+func (w *watchedData) Attr(fh []byte, a *fattr.Attr) error {
+	defer w.enter(false)()
+	return w.Handler.Attr(fh, a)
+}
+
+func (w *watchedData) ReadAt(fh []byte, buf []byte, off uint64, a *fattr.Attr) (int, bool, error) {
+	defer w.enter(len(buf) > rpc.SmallRead)()
+	return w.Handler.ReadAt(fh, buf, off, a)
+}
+
+func watched(t *testing.T, wait int) (*watchedData, *nfstest.Raw, []byte) {
+	w := &watchedData{wait: wait}
+	srv := nfstest.Start(t, nfstest.Options{WrapData: func(h *nfsfs.Handler) rpc.DataPath {
+		w.Handler = h
+		return w
+	}})
+	if err := os.WriteFile(filepath.Join(srv.Dir, "big"), make([]byte, 4<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := nfstest.DialRaw(t, srv.Addr, "")
+	root := c.Mnt(t, "/")
+	_, fh := c.Lookup(t, root, "big")
+	w.mu.Lock()
+	w.armed = true
+	w.mu.Unlock()
+	return w, c, fh
+}
+
+// pipeline sends calls in one write, as a client with them all in flight
+// does, and reads every reply.
+func pipeline(t *testing.T, c *nfstest.Raw, calls [][]byte) {
+	var batch []byte
+	for _, call := range calls {
+		batch = binary.BigEndian.AppendUint32(batch, uint32(len(call))|1<<31)
+		batch = append(batch, call...)
+	}
+	go c.Conn.Write(batch)
+	for range calls {
+		rep, err := c.Read()
+		if err != nil || rep.AcceptStat != 0 || rep.Words[0] != 0 {
+			t.Fatalf("pipelined call: %+v %v", rep, err)
+		}
+	}
+}
+
+// TestQueuedCallsRunConcurrently: calls a client has in flight together
+// are served together, not one after another by the connection's reader
+// (a REMOVE waiting for the disk held up every call behind it: unlinks at
+// depth 32 ran at depth 1).
+func TestQueuedCallsRunConcurrently(t *testing.T) {
+	const n = 8
+	w, c, fh := watched(t, n)
+	var calls [][]byte
+	for i := range n {
+		calls = append(calls, nfstest.Call(uint32(100+i), 2, progNFS, 3, 1, X{}.Opaque(fh)))
+	}
+	pipeline(t, c, calls)
+	if w.max < n {
+		t.Fatalf("%d pipelined GETATTRs: at most %d were served at once", n, w.max)
+	}
+}
+
+// TestLargeReadsBounded: a client with more 1 MiB READs in flight than
+// rpc.MaxBigReads gets them all answered, with at most MaxBigReads buffers
+// in use at once (each holds rtmax bytes).
+func TestLargeReadsBounded(t *testing.T) {
+	n := rpc.MaxConnCalls
+	w, c, fh := watched(t, rpc.MaxBigReads)
+	var calls [][]byte
+	for i := range n {
+		calls = append(calls, nfstest.Call(uint32(200+i), 2, progNFS, 3, 6, X{}.Opaque(fh).U64(uint64(i%4)<<20).U32(1<<20)))
+	}
+	pipeline(t, c, calls)
+	if w.maxBig > rpc.MaxBigReads {
+		t.Fatalf("%d large READs ran at once, more than MaxBigReads (%d)", w.maxBig, rpc.MaxBigReads)
+	}
+	if w.maxBig < rpc.MaxBigReads {
+		t.Fatalf("at most %d large READs ran at once: the %d in flight were not served together", w.maxBig, rpc.MaxBigReads)
+	}
+}

@@ -1,0 +1,8 @@
+package rpc
+
+// Limits the external tests check against.
+const (
+	MaxBigReads  = maxBigReads
+	MaxConnCalls = maxConnCalls
+	SmallRead    = smallRead
+)
