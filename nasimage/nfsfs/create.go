@@ -123,6 +123,42 @@ func (h *Handler) Create(dir []byte, name string, guarded bool, s *fattr.Sattr, 
 	return fh, h.Attr(dir, da)
 }
 
+// CreateExclusive answers NFSv3 EXCLUSIVE CREATE as knfsd does: the new
+// file keeps the verifier in its times (mtime seconds from its first half,
+// atime seconds from its second, the high bits cleared) until the client's
+// SETATTR that follows sets the real ones; a CREATE finding an empty
+// regular file with those times is a retransmission and gets its handle,
+// any other existing name EXIST. The times, not an xattr, because a tmpfs
+// export may have no user xattrs.
+func (h *Handler) CreateExclusive(dir []byte, name string, verf [8]byte, uid, gid uint32, cred bool, a, da *fattr.Attr) ([]byte, error) {
+	vm := binary.BigEndian.Uint32(verf[:4]) & 0x7fffffff
+	va := binary.BigEndian.Uint32(verf[4:]) & 0x7fffffff
+	s := fattr.Sattr{
+		Atime: fattr.SetClientTime, ATime: fattr.Time{Sec: va},
+		Mtime: fattr.SetClientTime, MTime: fattr.Time{Sec: vm},
+	}
+	fh, err := h.Create(dir, name, true, &s, uid, gid, cred, a, da)
+	if err != errExist {
+		return fh, err
+	}
+	fh, lerr := h.Lookup(dir, name, a, da, false)
+	if lerr != nil || a.Type != fattr.TypeReg || a.Size != 0 {
+		return nil, errExist
+	}
+	// The times as stored (clients are shown the mtime for all three).
+	_, p, err := h.FromHandle(fh)
+	if err != nil {
+		return nil, errExist
+	}
+	hp, err := h.fs.resolve(filepath.Join(p...), false)
+	var st syscall.Stat_t
+	if err != nil || syscall.Lstat(hp, &st) != nil ||
+		st.Mtim.Sec != int64(vm) || st.Atim.Sec != int64(va) { // seconds only, as knfsd
+		return nil, errExist
+	}
+	return fh, nil
+}
+
 // createOver is UNCHECKED CREATE of an existing name, as go-nfs did it:
 // a directory is EXIST, a file is truncated (through the export's
 // OpenFile: a file nasd may not write is opened as its owner) and takes

@@ -146,3 +146,67 @@ func TestLibnfsGuardedCreate(t *testing.T) {
 		t.Fatalf("the refused copy changed the file: %d bytes", len(got))
 	}
 }
+
+// createExclusive sends an EXCLUSIVE CREATE of name in dir with verf and
+// returns the status and, if OK, the new handle.
+func createExclusive(t *testing.T, c *nfstest.Raw, dir []byte, name string, verf uint64) (uint32, []byte) {
+	t.Helper()
+	rep, err := c.CallAs(1000, 1000, progNFS, 3, 8, X{}.Opaque(dir).String(name).U32(2).U64(verf))
+	if err != nil || rep.AcceptStat != 0 {
+		t.Fatalf("EXCLUSIVE CREATE %s: %+v %v", name, rep, err)
+	}
+	if rep.Words[0] != 0 {
+		return rep.Words[0], nil
+	}
+	if rep.Words[1] != 1 {
+		t.Fatalf("EXCLUSIVE CREATE %s: no handle in the reply", name)
+	}
+	n := rep.Words[2]
+	return 0, append([]byte(nil), rep.Body[12:12+n]...)
+}
+
+// TestExclusiveCreate: EXCLUSIVE CREATE as knfsd answers it (the Linux
+// client sends it for open(O_CREAT|O_EXCL)): a new file keeps the verifier
+// in its times until the client's SETATTR; the same verifier again (a
+// retransmission) gets the same file, another one or any other existing
+// name EXIST; a createmode that is none of the three is GARBAGE_ARGS.
+func TestExclusiveCreate(t *testing.T) {
+	srv := nfstest.Start(t, nfstest.Options{Credentials: true})
+	if err := os.Chmod(srv.Dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(srv.Dir, "existing"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := nfstest.DialRaw(t, srv.Addr, "")
+	root := c.Mnt(t, "/")
+	const verf = 0x8000000100000002 // high bits cleared in the times, as knfsd does
+	st, fh := createExclusive(t, c, root, "new", verf)
+	if st != 0 {
+		t.Fatalf("EXCLUSIVE CREATE of a new name: status %d", st)
+	}
+	fi, err := os.Stat(filepath.Join(srv.Dir, "new"))
+	if err != nil || fi.ModTime().Unix() != 1 {
+		t.Fatalf("new file: %v %v, want mtime 1 (the verifier's first half)", fi, err)
+	}
+	if st, again := createExclusive(t, c, root, "new", verf); st != 0 || !bytes.Equal(again, fh) {
+		t.Fatalf("retransmitted EXCLUSIVE CREATE: status %d, same handle %v", st, bytes.Equal(again, fh))
+	}
+	if st, _ := createExclusive(t, c, root, "new", verf+1); st != 17 {
+		t.Fatalf("EXCLUSIVE CREATE with another verifier: status %d, want EXIST (17)", st)
+	}
+	if st, _ := createExclusive(t, c, root, "existing", verf); st != 17 {
+		t.Fatalf("EXCLUSIVE CREATE of an existing file: status %d, want EXIST (17)", st)
+	}
+	// After the client's SETATTR of the times, the verifier no longer matches.
+	if err := os.Chtimes(filepath.Join(srv.Dir, "new"), time.Now(), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := createExclusive(t, c, root, "new", verf); st != 17 {
+		t.Fatalf("EXCLUSIVE CREATE after the times were set: status %d, want EXIST (17)", st)
+	}
+	rep, err := c.CallAs(1000, 1000, progNFS, 3, 8, X{}.Opaque(root).String("bad").U32(3).U64(verf))
+	if err != nil || rep.Denied || rep.AcceptStat != 4 {
+		t.Fatalf("CREATE with createmode 3: %+v %v, want GARBAGE_ARGS", rep, err)
+	}
+}

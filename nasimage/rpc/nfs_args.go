@@ -39,8 +39,10 @@ func checkNFSArgs(proc uint32, args []byte) bool {
 		switch r.uint32() {
 		case 0, 1: // UNCHECKED, GUARDED
 			sattr3(&r)
-		default: // EXCLUSIVE
+		case 2: // EXCLUSIVE: the verifier
 			r.uint64()
+		default: // not a createmode3 (knfsd: GARBAGE_ARGS)
+			return false
 		}
 	case 9: // MKDIR
 		dirop()

@@ -221,18 +221,22 @@ func (s *Server) serveFast(c *conn, call Call, fh []byte, start time.Time, dir *
 		n += 4
 	case nfsProcCreate:
 		name := string(r.opaque(nfsNameMax))
-		how := r.uint32()
-		if how > 1 {
-			// EXCLUSIVE (go-nfs answered NOTSUPP; clients fall back to
-			// GUARDED).
-			status = nfs3ErrNotSupp
-			break
-		}
-		var sa fattr.Sattr
-		readSattr(&r, &sa)
+		how := r.uint32() // UNCHECKED, GUARDED or EXCLUSIVE (checkNFSArgs)
 		cred, ok, _ := unixCred(call.Cred)
 		fb, pool = getBuf(0)
-		obj, err := s.cfg.Data.(Creator).Create(fh, name, how == 1, &sa, cred.UID, cred.GID, ok, &fb.post, &fb.pre)
+		var obj []byte
+		var err error
+		if how == 2 {
+			var verf [8]byte
+			be := binary.BigEndian
+			be.PutUint32(verf[:], r.uint32())
+			be.PutUint32(verf[4:], r.uint32())
+			obj, err = s.cfg.Data.(Creator).CreateExclusive(fh, name, verf, cred.UID, cred.GID, ok, &fb.post, &fb.pre)
+		} else {
+			var sa fattr.Sattr
+			readSattr(&r, &sa)
+			obj, err = s.cfg.Data.(Creator).Create(fh, name, how == 1, &sa, cred.UID, cred.GID, ok, &fb.post, &fb.pre)
+		}
 		if err != nil {
 			status = errStatus(err, nfs3ErrIO)
 			break
@@ -321,13 +325,16 @@ func b2u(b bool) uint32 {
 	return 0
 }
 
-// Creator is a DataPath that also answers CREATE (UNCHECKED and GUARDED;
-// EXCLUSIVE is NOTSUPP, as go-nfs answered it).
+// Creator is a DataPath that also answers CREATE.
 type Creator interface {
 	// Create creates name in the directory dir with the attributes s and,
 	// when cred, gives it to the caller uid/gid; a gets the file's
 	// attributes, da the directory's after.
 	Create(dir []byte, name string, guarded bool, s *fattr.Sattr, uid, gid uint32, cred bool, a, da *fattr.Attr) ([]byte, error)
+	// CreateExclusive is EXCLUSIVE CREATE: as GUARDED, except that a file
+	// this verifier created answers OK again (the client's retransmission
+	// of a CREATE whose reply it lost).
+	CreateExclusive(dir []byte, name string, verf [8]byte, uid, gid uint32, cred bool, a, da *fattr.Attr) ([]byte, error)
 }
 
 // Setattrer is a DataPath that also answers SETATTR.

@@ -3,6 +3,7 @@ package node
 import (
 	"crypto/rand"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -265,6 +266,19 @@ func (p *Pod) WaitReady(timeout time.Duration) error {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// Metrics returns nasd's /metrics page.
+func (p *Pod) Metrics() (string, error) {
+	url := fmt.Sprintf("http://%s:%d/metrics", p.IP, flagPort(p.Args, "--http-listen"))
+	c := http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
 }
 
 // Stop sends SIGTERM as kubelet does and waits for the exit.
