@@ -132,7 +132,7 @@ bench-sync:
 
 ## lab: the kernel lab: a real Linux 6.1 kernel (user-mode-linux) with the kernel NFS client mounting
 ## every PV as rendered, a minikube-mount-style 9p share, nasd pods and knfsd (tests/kernellab)
-LAB_PACKAGES := user-mode-linux kmod iproute2 iptables nfs-common nfs-kernel-server diod e2fsprogs util-linux git sqlite3 gcc libc6-dev \
+LAB_PACKAGES := user-mode-linux kmod iproute2 iptables nfs-common nfs-kernel-server diod e2fsprogs util-linux mount dmsetup git sqlite3 gcc libc6-dev \
                 containerd runc containernetworking-plugins busybox-static
 LAB_RUN ?=
 LAB_SKIP ?=
