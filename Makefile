@@ -133,7 +133,7 @@ bench-sync:
 ## lab: the kernel lab: a real Linux 6.1 kernel (user-mode-linux) with the kernel NFS client mounting
 ## every PV as rendered, a minikube-mount-style 9p share, nasd pods and knfsd (tests/kernellab)
 LAB_PACKAGES := user-mode-linux kmod iproute2 iptables nfs-common nfs-kernel-server diod e2fsprogs util-linux git sqlite3 gcc libc6-dev \
-                containerd runc containernetworking-plugins busybox-static
+                containerd runc containernetworking-plugins busybox-static nfs-ganesha nfs-ganesha-vfs
 LAB_RUN ?=
 LAB_SKIP ?=
 lab: lab-deps
@@ -145,9 +145,11 @@ lab-node: lab-deps
 	$(TOOLCHAIN)/ensure
 	cd tests/kernellab && LAB_RUN='$(LAB_RUN)' $(GO) test -tags kernellab -count=1 -timeout 60m -v -run '^TestRealNode$$' .
 
-## lab-bench: the lab's latency benchmarks through the kernel client (Windows <-> app)
+## lab-bench: the lab's benchmarks through the kernel client: latency (Windows <-> app) and
+## throughput against nasd, knfsd and nfs-ganesha (LAB_BENCH narrows them, as -bench does)
+LAB_BENCH ?= .
 lab-bench: lab-deps
-	cd tests/kernellab && LAB_RUN='^$$' LAB_BENCH=. LAB_BENCHTIME=$${LAB_BENCHTIME:-20x} $(GO) test -tags kernellab -count=1 -timeout 60m -v -run '^TestKernelLab$$' .
+	cd tests/kernellab && LAB_RUN='^$$' LAB_BENCH='$(LAB_BENCH)' LAB_BENCHTIME=$${LAB_BENCHTIME:-20x} $(GO) test -tags kernellab -count=1 -timeout 60m -v -run '^TestKernelLab$$' .
 
 lab-deps:
 	@missing=$$(for p in $(LAB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
