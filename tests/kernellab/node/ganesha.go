@@ -43,6 +43,10 @@ func (g *Ganesha) Source() string { return ganeshaIP + ":" + g.Export }
 // rpcbind run in a mount namespace where fresh files are bound over them.
 // That rpcbind cannot make its unix socket and serves TCP/UDP only; ganesha
 // finds it on 127.0.0.1:111 of its namespace.
+//
+// Ganesha 4.3 answers the client's NFSACL SETACL (cp -a sets ACLs) with
+// an I/O error ("Bad xdr_free for NFSACL_SETACL"), Enable_NFSACL = false
+// or not: copy with tar, which sets modes with SETATTR.
 func StartGanesha(s spec.Server) (*Ganesha, error) {
 	bin, err := exec.LookPath("ganesha.nfsd")
 	if err != nil {
