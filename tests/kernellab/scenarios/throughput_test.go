@@ -30,7 +30,7 @@ import (
 // of its rounds. b.N does not matter (a round is minutes in the guest).
 func BenchmarkKernelClient(b *testing.B) {
 	const (
-		rounds    = 2
+		rounds    = 3
 		bigMiB    = 256
 		treeDirs  = 30
 		treeFiles = 1500
