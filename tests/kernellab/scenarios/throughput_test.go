@@ -27,7 +27,7 @@ import (
 //
 // The servers are interleaved: each round measures every case on each in
 // turn, the order rotated every round; each sub-benchmark reports the mean
-// of its rounds. b.N does not matter (a round is minutes in the guest).
+// of its rounds. b.N does not matter (a round takes 20-40 s in the guest).
 func BenchmarkKernelClient(b *testing.B) {
 	const (
 		rounds    = 3
