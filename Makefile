@@ -145,9 +145,13 @@ lab-node: lab-deps
 	$(TOOLCHAIN)/ensure
 	cd tests/kernellab && LAB_RUN='$(LAB_RUN)' $(GO) test -tags kernellab -count=1 -timeout 60m -v -run '^TestRealNode$$' .
 
-## lab-bench: the lab's latency benchmarks through the kernel client (Windows <-> app)
+## lab-bench: the lab's benchmarks through the kernel client: latency (Windows <-> app) and
+## throughput against nasd, knfsd and nfs-ganesha (LAB_BENCH narrows them, as -bench does)
+LAB_BENCH ?= .
+LAB_BENCH_PACKAGES := nfs-ganesha nfs-ganesha-vfs
 lab-bench: lab-deps
-	cd tests/kernellab && LAB_RUN='^$$' LAB_BENCH=. LAB_BENCHTIME=$${LAB_BENCHTIME:-20x} $(GO) test -tags kernellab -count=1 -timeout 60m -v -run '^TestKernelLab$$' .
+	@$(MAKE) --no-print-directory LAB_PACKAGES='$(LAB_BENCH_PACKAGES)' lab-deps
+	cd tests/kernellab && LAB_RUN='^$$' LAB_BENCH='$(LAB_BENCH)' LAB_BENCHTIME=$${LAB_BENCHTIME:-20x} $(GO) test -tags kernellab -count=1 -timeout 60m -v -run '^TestKernelLab$$' .
 
 lab-deps:
 	@missing=$$(for p in $(LAB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \

@@ -93,7 +93,7 @@ func writable() []target {
 }
 
 // workdir makes a fresh directory for one test on a target, owned by the app.
-func workdir(t *testing.T, tg target) string {
+func workdir(t testing.TB, tg target) string {
 	t.Helper()
 	dir := filepath.Join(tg.dir, "lab-"+strings.NewReplacer("/", "-", " ", "_").Replace(t.Name()))
 	sh(t, tg.dir, "rm -rf "+quote(dir)+" && mkdir -p "+quote(dir))
@@ -104,7 +104,7 @@ func workdir(t *testing.T, tg target) string {
 }
 
 // sh runs a shell script as the app's uid in dir and returns its output.
-func sh(t *testing.T, dir, script string) string {
+func sh(t testing.TB, dir, script string) string {
 	t.Helper()
 	out, err := shErr(dir, script)
 	if err != nil {
@@ -134,7 +134,7 @@ func shAs(uid, gid int, groups, dir, script string) (string, error) {
 
 func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
-func dropCaches(t *testing.T) {
+func dropCaches(t testing.TB) {
 	t.Helper()
 	if err := os.WriteFile("/proc/sys/vm/drop_caches", []byte("3"), 0); err != nil {
 		t.Fatal(err)
