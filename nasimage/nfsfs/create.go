@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -113,7 +114,7 @@ func (h *Handler) Create(dir []byte, name string, guarded bool, s *fattr.Sattr, 
 		if err := h.statFD(f, &cur); err != nil {
 			return nil, err
 		}
-		if err := h.setTimes(path, s, &cur); err != nil {
+		if err := setTimesFD(fd, s, &cur); err != nil {
 			return nil, err
 		}
 	}
@@ -230,7 +231,12 @@ func (h *Handler) SetAttr(fh []byte, s *fattr.Sattr, guard bool, gtime fattr.Tim
 	}
 	rel := filepath.Join(p...)
 	if s.SetMode && s.Mode&0o777 != pre.Mode&0o777 {
-		if err := h.fs.Chmod(rel, os.FileMode(s.Mode&0o777)); err != nil {
+		mode := s.Mode & 0o777
+		var err error
+		if !h.viaOpenFile(fh, func(fd int) error { err = unix.Fchmod(fd, mode); return nil }) {
+			err = h.fs.Chmod(rel, os.FileMode(mode))
+		}
+		if err != nil {
 			return changeErr(err)
 		}
 	}
@@ -263,11 +269,15 @@ func (h *Handler) SetAttr(fh []byte, s *fattr.Sattr, guard bool, gtime fattr.Tim
 		}
 	}
 	if s.Atime != fattr.DontChange || s.Mtime != fattr.DontChange {
-		p, err := h.fs.resolve(rel, true)
-		if err != nil {
-			return ErrStale
+		var err error
+		if !h.viaOpenFile(fh, func(fd int) error { err = setTimesFD(fd, s, pre); return nil }) {
+			p, rerr := h.fs.resolve(rel, true)
+			if rerr != nil {
+				return ErrStale
+			}
+			err = h.setTimes(p, s, pre)
 		}
-		if err := h.setTimes(p, s, pre); err != nil {
+		if err != nil {
 			return err
 		}
 	}
@@ -277,8 +287,36 @@ func (h *Handler) SetAttr(fh []byte, s *fattr.Sattr, guard bool, gtime fattr.Tim
 // setTimes sets the atime and mtime s asks for on the host path p, cur
 // giving the ones it leaves (go-nfs's rule: unchanged times are not set).
 func (h *Handler) setTimes(p string, s *fattr.Sattr, cur *fattr.Attr) error {
+	at, mt, change := newTimes(s, cur)
+	if !change {
+		return nil
+	}
+	if err := os.Chtimes(p, at, mt); err != nil {
+		return changeErr(err)
+	}
+	return nil
+}
+
+// setTimesFD is setTimes on an open file (no path walk).
+func setTimesFD(fd int, s *fattr.Sattr, cur *fattr.Attr) error {
+	at, mt, change := newTimes(s, cur)
+	if !change {
+		return nil
+	}
+	ts := [2]unix.Timespec{unix.NsecToTimespec(at.UnixNano()), unix.NsecToTimespec(mt.UnixNano())}
+	// utimensat(fd, NULL, ...) is futimens: the descriptor's file.
+	_, _, e := unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(fd), 0, uintptr(unsafe.Pointer(&ts[0])), 0, 0, 0)
+	if e != 0 {
+		return changeErr(&os.PathError{Op: "futimens", Path: "fd", Err: e})
+	}
+	return nil
+}
+
+// newTimes are the atime and mtime s asks for, cur giving the ones it
+// leaves; change is false when they are cur's.
+func newTimes(s *fattr.Sattr, cur *fattr.Attr) (at, mt time.Time, change bool) {
 	now := time.Now()
-	at, mt := toTime(cur.Atime), toTime(cur.Mtime)
+	at, mt = toTime(cur.Atime), toTime(cur.Mtime)
 	switch s.Atime {
 	case fattr.SetServerTime:
 		at = now
@@ -291,13 +329,17 @@ func (h *Handler) setTimes(p string, s *fattr.Sattr, cur *fattr.Attr) error {
 	case fattr.SetClientTime:
 		mt = toTime(s.MTime)
 	}
-	if at.Equal(toTime(cur.Atime)) && mt.Equal(toTime(cur.Mtime)) {
-		return nil
+	return at, mt, !at.Equal(toTime(cur.Atime)) || !mt.Equal(toTime(cur.Mtime))
+}
+
+// viaOpenFile runs fn on the descriptor of fh's file when the open-file
+// cache holds it (a file just created or being written: no path walk) and
+// reports whether it did (fn keeps its own error).
+func (h *Handler) viaOpenFile(fh []byte, fn func(fd int) error) bool {
+	if !h.files.has(fh) {
+		return false
 	}
-	if err := os.Chtimes(p, at, mt); err != nil {
-		return changeErr(err)
-	}
-	return nil
+	return h.withFile(fh, false, func(f *openFile) error { return fn(f.fd) }) == nil
 }
 
 func toTime(t fattr.Time) time.Time { return time.Unix(int64(t.Sec), int64(t.Nsec)) }
