@@ -139,7 +139,7 @@ exec %[2]s -F -f %[3]s -L %[4]s -p %[1]s/ganesha.pid
 	deadline := time.Now().Add(time.Minute)
 	for _, port := range []string{"2049", "20048"} {
 		for {
-			if err := waitTCP(ganeshaIP+":"+port, time.Second); err == nil {
+			if err := WaitTCP(ganeshaIP+":"+port, time.Second); err == nil {
 				break
 			}
 			select {

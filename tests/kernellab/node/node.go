@@ -167,7 +167,7 @@ func (n *Node) windowsShare() error {
 	if err := diod.Start(); err != nil {
 		return err
 	}
-	if err := waitTCP("127.0.0.1:"+diodPort, 10*time.Second); err != nil {
+	if err := WaitTCP("127.0.0.1:"+diodPort, 10*time.Second); err != nil {
 		return err
 	}
 	// The guest's / is the host's: shadow the mount point's parent with a
@@ -413,7 +413,8 @@ func run(name string, args ...string) error {
 	return nil
 }
 
-func waitTCP(addr string, timeout time.Duration) error {
+// WaitTCP waits up to timeout for something to listen on addr.
+func WaitTCP(addr string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
 		c, err := net.DialTimeout("tcp", addr, time.Second)

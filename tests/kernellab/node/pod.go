@@ -245,7 +245,7 @@ func (n *Node) secret(s spec.Server) (string, error) {
 
 // WaitReady polls /readyz as the readiness probe does.
 func (p *Pod) WaitReady(timeout time.Duration) error {
-	url := fmt.Sprintf("http://%s:%d/readyz", p.IP, flagPort(p.Args, "--http-listen"))
+	url := p.httpURL("/readyz")
 	c := http.Client{Timeout: 2 * time.Second}
 	deadline := time.Now().Add(timeout)
 	for {
@@ -268,11 +268,15 @@ func (p *Pod) WaitReady(timeout time.Duration) error {
 	}
 }
 
+// httpURL is path on nasd's HTTP endpoint (probes, metrics).
+func (p *Pod) httpURL(path string) string {
+	return fmt.Sprintf("http://%s:%d%s", p.IP, flagPort(p.Args, "--http-listen"), path)
+}
+
 // Metrics returns nasd's /metrics page.
 func (p *Pod) Metrics() (string, error) {
-	url := fmt.Sprintf("http://%s:%d/metrics", p.IP, flagPort(p.Args, "--http-listen"))
 	c := http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get(url)
+	resp, err := c.Get(p.httpURL("/metrics"))
 	if err != nil {
 		return "", err
 	}

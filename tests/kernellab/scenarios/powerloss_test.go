@@ -117,16 +117,8 @@ func startPlainNasd(t *testing.T, export, state string, port int) *exec.Cmd {
 	cmd.Stdout, cmd.Stderr = log, log
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-			return cmd
-		}
-		require.True(t, time.Now().Before(deadline), "nasd not listening on %s: %v", addr, err)
-		time.Sleep(100 * time.Millisecond)
-	}
+	require.NoError(t, node.WaitTCP(addr, 30*time.Second), "nasd")
+	return cmd
 }
 
 func freePort(t *testing.T) int {
