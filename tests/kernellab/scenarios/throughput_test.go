@@ -39,6 +39,7 @@ func BenchmarkKernelClient(b *testing.B) {
 	tree := smallTree(b, treeDirs, treeFiles)
 	type key struct{ kase, server string }
 	got := map[key][]float64{}
+	add := func(kase, server string, v float64) { got[key{kase, server}] = append(got[key{kase, server}], v) }
 	for r := 0; r < rounds; r++ {
 		for i := range servers {
 			tg := servers[(i+r)%len(servers)]
@@ -47,7 +48,7 @@ func BenchmarkKernelClient(b *testing.B) {
 
 			t0 := time.Now()
 			sh(b, dir, fmt.Sprintf("dd if=/dev/zero of=big bs=1M count=%d conv=fsync status=none", bigMiB))
-			got[key{"write", tg.name}] = append(got[key{"write", tg.name}], bigMiB/time.Since(t0).Seconds())
+			add("write", tg.name, bigMiB/time.Since(t0).Seconds())
 
 			dropCaches(b)
 			t0 = time.Now()
@@ -56,7 +57,7 @@ func BenchmarkKernelClient(b *testing.B) {
 			if want := strconv.Itoa(bigMiB<<20) + " bytes"; !strings.Contains(out, want) {
 				b.Fatalf("%s: read back %q, want %s", tg.name, out, want)
 			}
-			got[key{"read", tg.name}] = append(got[key{"read", tg.name}], bigMiB/secs)
+			add("read", tg.name, bigMiB/secs)
 
 			t0 = time.Now()
 			sh(b, dir, "mkdir tree && tar -C "+quote(tree)+" -cf - . | tar -C tree -xpf -")
@@ -64,7 +65,7 @@ func BenchmarkKernelClient(b *testing.B) {
 			if n := strings.TrimSpace(sh(b, dir, "find tree -type f | wc -l")); n != strconv.Itoa(treeFiles) {
 				b.Fatalf("%s: %s files copied, want %d", tg.name, n, treeFiles)
 			}
-			got[key{"tree", tg.name}] = append(got[key{"tree", tg.name}], treeFiles/secs)
+			add("tree", tg.name, treeFiles/secs)
 
 			sh(b, tg.dir, "rm -rf "+quote(dir))
 		}
