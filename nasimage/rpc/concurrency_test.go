@@ -115,6 +115,8 @@ func TestQueuedCallsRunConcurrently(t *testing.T) {
 		calls = append(calls, nfstest.Call(uint32(100+i), 2, progNFS, 3, 1, X{}.Opaque(fh)))
 	}
 	pipeline(t, c, calls)
+	w.mu.Lock() // the replies come over a socket: no happens-before the race detector sees
+	defer w.mu.Unlock()
 	if w.max < n {
 		t.Fatalf("%d pipelined GETATTRs: at most %d were served at once", n, w.max)
 	}
@@ -131,10 +133,89 @@ func TestLargeReadsBounded(t *testing.T) {
 		calls = append(calls, nfstest.Call(uint32(200+i), 2, progNFS, 3, 6, X{}.Opaque(fh).U64(uint64(i%4)<<20).U32(1<<20)))
 	}
 	pipeline(t, c, calls)
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	if w.maxBig > rpc.MaxBigReads {
 		t.Fatalf("%d large READs ran at once, more than MaxBigReads (%d)", w.maxBig, rpc.MaxBigReads)
 	}
 	if w.maxBig < rpc.MaxBigReads {
 		t.Fatalf("at most %d large READs ran at once: the %d in flight were not served together", w.maxBig, rpc.MaxBigReads)
 	}
+}
+
+// stallingData is the handler's data path with its READs held, once
+// armed, until release is closed: a call stuck on a slow disk.
+type stallingData struct {
+	*nfsfs.Handler
+	armed   chan struct{} // closed by the test to arm
+	entered chan struct{} // closed when a READ is held
+	release chan struct{}
+	once    sync.Once
+}
+
+func (d *stallingData) ReadAt(fh []byte, buf []byte, off uint64, a *fattr.Attr) (int, bool, error) {
+	select {
+	case <-d.armed:
+		d.once.Do(func() { close(d.entered) })
+		<-d.release
+	default:
+	}
+	return d.Handler.ReadAt(fh, buf, off, a)
+}
+
+// TestSlowCallDoesNotHoldUpOthers: a call the connection's reader serves
+// itself (alone in flight: a client waiting for each answer) that then
+// waits on the disk does not stop the reader's work. The calls the client
+// sends meanwhile, from other applications on the same mount, are read
+// and answered before it.
+func TestSlowCallDoesNotHoldUpOthers(t *testing.T) {
+	d := &stallingData{armed: make(chan struct{}), entered: make(chan struct{}), release: make(chan struct{})}
+	srv := nfstest.Start(t, nfstest.Options{WrapData: func(h *nfsfs.Handler) rpc.DataPath {
+		d.Handler = h
+		return d
+	}})
+	if err := os.WriteFile(filepath.Join(srv.Dir, "f"), []byte("data"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := nfstest.DialRaw(t, srv.Addr, "")
+	root := c.Mnt(t, "/")
+	_, fh := c.Lookup(t, root, "f")
+	close(d.armed)
+	defer func() {
+		select {
+		case <-d.release:
+		default:
+			close(d.release)
+		}
+	}()
+	if err := c.Send(nfstest.Call(700, 2, progNFS, 3, 6, X{}.Opaque(fh).U64(0).U32(4))); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-d.entered:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the READ never reached the data path")
+	}
+	if err := c.Send(nfstest.Call(701, 2, progNFS, 3, 1, X{}.Opaque(fh))); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := c.Read()
+	if err != nil {
+		t.Fatalf("GETATTR sent behind a held READ got no answer: %v", err)
+	}
+	if rep.XID != 701 || rep.AcceptStat != 0 || rep.Words[0] != 0 {
+		t.Fatalf("first answer: %+v, want the GETATTR's (xid 701), OK", rep)
+	}
+	close(d.release)
+	if rep, err = c.Read(); err != nil || rep.XID != 700 || rep.Words[0] != 0 {
+		t.Fatalf("the READ, once released: %+v %v", rep, err)
+	}
+	// The connection goes on serving, one call at a time and pipelined.
+	if st := c.Getattr(t, fh); st != 0 {
+		t.Fatalf("GETATTR after: status %d", st)
+	}
+	pipeline(t, c, [][]byte{
+		nfstest.Call(702, 2, progNFS, 3, 1, X{}.Opaque(fh)),
+		nfstest.Call(703, 2, progNFS, 3, 6, X{}.Opaque(fh).U64(0).U32(4)),
+	})
 }

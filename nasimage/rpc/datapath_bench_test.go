@@ -27,6 +27,7 @@ func dataPathConn(tb testing.TB) (*conn, []byte) {
 	tb.Cleanup(s.backends.close)
 	fh := h.ToHandle(h.Filesystem(), []string{"f"})
 	c := &conn{s: s, nc: &streamConn{}, allowed: true, slots: make(chan struct{}, maxConnCalls), bigReads: make(chan struct{}, maxBigReads), jobs: make(chan nfsJob)}
+	c.takeover = newTakeoverTimer(c)
 	tb.Cleanup(func() { close(c.jobs) })
 	return c, fh
 }

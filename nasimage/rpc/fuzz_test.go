@@ -53,7 +53,7 @@ func FuzzRecord(f *testing.F) {
 		r1, r2 := bytes.NewReader(data), bytes.NewReader(data)
 		for {
 			a, e1 := ReadRecord(r1, 1<<16)
-			b, buf, e2 := recs.read(r2)
+			b, buf, e2 := recs.read(r2, nil)
 			if (e1 == nil) != (e2 == nil) || !bytes.Equal(a, b) {
 				t.Fatalf("ReadRecord %d bytes, %v; recBufs.read %d bytes, %v", len(a), e1, len(b), e2)
 			}

@@ -74,8 +74,11 @@ func (p *recBufs) put(b *[]byte) {
 }
 
 // read is ReadRecord into recycled buffers: rec aliases buf when buf is not
-// nil, and must be given back with put once no longer used.
-func (p *recBufs) read(r io.Reader) (rec []byte, buf *[]byte, err error) {
+// nil, and must be given back with put once no longer used. ready, if not
+// nil, tells how many bytes r can give without waiting (the client has sent
+// them): a record already sent whole goes into one buffer of its size in one
+// read, instead of doubling through smaller ones.
+func (p *recBufs) read(r io.Reader, ready func() int) (rec []byte, buf *[]byte, err error) {
 	defer func() {
 		if err != nil {
 			p.put(buf)
@@ -106,12 +109,21 @@ func (p *recBufs) read(r io.Reader) (rec []byte, buf *[]byte, err error) {
 		for n > 0 {
 			if buf == nil || len(rec) == cap(*buf) {
 				// Full: move into a recycled buffer twice the size of what
-				// the client has sent (as ReadRecord grows), or, once it has
-				// sent bigAfter, into a whole one.
+				// was read (as ReadRecord grows) or as large as what the
+				// client has sent if that is more; a big one only once it
+				// has sent bigAfter bytes.
+				sent := len(rec)
+				if ready != nil {
+					sent += ready()
+				}
+				want := min(len(rec)+n, max(growStep, 2*len(rec), sent))
+				if sent < bigAfter {
+					want = min(want, bigAfter)
+				}
 				var nb *[]byte
 				switch {
-				case len(rec) < bigAfter:
-					nb = p.growing(max(growStep, 2*len(rec)))
+				case want <= bigAfter:
+					nb = p.growing(want)
 				case h&lastFragment != 0 && len(rec)+n <= mediumRecord && p.max > mediumRecord:
 					nb = p.medium.Get().(*[]byte)
 				default:

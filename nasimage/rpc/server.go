@@ -143,7 +143,6 @@ type Server struct {
 	backends *backendPool
 	recs     *recBufs
 	fast     [nfsProcCount]bool // procedures cfg.Data answers
-	inline   [nfsProcCount]bool // fast ones that never sync: answered by the reader when alone
 	verifier [8]byte
 	mounts   mountTable
 	nfsPort  atomic.Int32
@@ -196,8 +195,6 @@ func NewServer(cfg Config) *Server {
 	s.held.Store(cfg.Held)
 	s.recs = newRecBufs(cfg.MaxRecord)
 	s.fast = fastProcs(cfg.Data)
-	s.inline = s.fast
-	s.inline[nfsProcCommit], s.inline[nfsProcWrite], s.inline[nfsProcSetattr] = false, false, false // they may sync
 	s.verifier = cfg.WriteVerifier
 	if s.verifier == [8]byte{} {
 		_, _ = rand.Read(s.verifier[:])
@@ -384,11 +381,25 @@ type conn struct {
 	inflight  sync.WaitGroup
 	inflightN atomic.Int32
 	queued    bool          // the reader holds more of the client's bytes (set by serve, read by run)
-	slots     chan struct{} // bounds the calls in flight (maxConnCalls)
-	closing   atomic.Bool
-	jobs      chan nfsJob   // to idle workers (see run)
-	bigReads  chan struct{} // bounds the large READ buffers in use (maxBigReads)
-	idle      atomic.Int32
+	sock      *sockQueue    // the reader's view of the socket's receive queue
+	sent      func() int    // bytes the client has sent that the reader can take without waiting
+	br        *bufio.Reader // the client's bytes, read by one goroutine at a time (read)
+	// A call the reader serves itself (see run) may take long (an fsync):
+	// a timer that ticks every takeoverAfter while the reader serves calls
+	// starts another reader if it finds the same call as a tick before.
+	// reading is the reader's number (which one reads now) times 4 plus
+	// readerInCall while it serves a call, else readerFree; calls counts
+	// the calls it served; seen is calls at the last tick.
+	takeover *time.Timer
+	reading  atomic.Uint64
+	calls    atomic.Uint64
+	seen     atomic.Uint64
+	ticking  atomic.Bool
+	slots    chan struct{} // bounds the calls in flight (maxConnCalls)
+	closing  atomic.Bool
+	jobs     chan nfsJob   // to idle workers (see run)
+	bigReads chan struct{} // bounds the large READ buffers in use (maxBigReads)
+	idle     atomic.Int32
 }
 
 // maxBigReads bounds the READs of more than smallRead bytes a connection
@@ -404,13 +415,23 @@ const maxIdleWorkers = maxConnCalls
 // run hands an NFS call to an idle worker of the connection, or starts
 // one: the calls of a connection run concurrently, and a steady stream of
 // them starts no goroutine (a goroutine per call costs an allocation).
+// A data-path call with nothing else in flight and nothing read behind it
+// (a client waiting for each answer) is served by the reader itself: that
+// saves two goroutine switches per call. If it takes longer than
+// takeoverAfter, another goroutine goes on reading (see read), so that a
+// slow call (an fsync, an unlink of a large file) never holds up the calls
+// that come while it runs.
 func (c *conn) run(j nfsJob) {
-	if !c.queued && c.inflightN.Load() == 1 && c.s.inline[j.call.Proc] {
-		// Nothing else in flight and nothing read behind it (a client
-		// waiting for each answer): answering here saves two goroutine
-		// switches per call. With calls queued behind it, answering here
-		// would serialize them: no call would ever find another in flight.
+	if !c.queued && c.inflightN.Load() == 1 && c.s.fast[j.call.Proc] {
+		me := c.reading.Load() &^ 3 // only takeOver changes the number, never while free
+		n := c.calls.Add(1)
+		c.reading.Store(me | readerInCall)
+		if !c.ticking.Load() && c.ticking.CompareAndSwap(false, true) {
+			c.seen.Store(n)
+			c.takeover.Reset(takeoverAfter)
+		}
 		c.s.nfsRun(c, j)
+		c.reading.CompareAndSwap(me|readerInCall, me|readerFree)
 		return
 	}
 	select {
@@ -420,20 +441,70 @@ func (c *conn) run(j nfsJob) {
 	}
 }
 
+// takeoverAfter is how long the reader may serve a call itself before
+// another goroutine reads the calls behind it (between one and two of it):
+// longer than a data-path call takes on a healthy disk (a 64 KiB FILE_SYNC
+// WRITE: about 0.2 ms), short enough that the calls behind a slow one wait
+// little. The timer ticks while the reader serves calls, rather than being
+// set for each: setting a timer can wake the thread waiting in the network
+// poller, a cost on every call.
+const takeoverAfter = time.Millisecond
+
+const (
+	readerFree = iota
+	readerInCall
+)
+
+// newTakeoverTimer makes c's takeover timer, stopped.
+func newTakeoverTimer(c *conn) *time.Timer {
+	t := time.AfterFunc(time.Hour, c.takeOver)
+	t.Stop()
+	return t
+}
+
+// takeOver is the timer's tick: if the reader is in the call it was in a
+// tick ago, the next reader goes on reading. The timer stops once the
+// reader serves no more calls itself.
+func (c *conn) takeOver() {
+	v := c.reading.Load()
+	n := c.calls.Load()
+	last := c.seen.Swap(n)
+	inCall := v&3 == readerInCall
+	if inCall && last == n && c.reading.CompareAndSwap(v, v&^3+4|readerFree) {
+		go c.read()
+	}
+	if inCall || last != n {
+		c.takeover.Reset(takeoverAfter) // serving calls: tick on
+		return
+	}
+	c.ticking.Store(false)
+	// The reader may have started a call after the load above and seen the
+	// timer still ticking: then it ticks on.
+	if c.reading.Load()&3 == readerInCall && c.ticking.CompareAndSwap(false, true) {
+		c.takeover.Reset(takeoverAfter)
+	}
+}
+
 func (c *conn) worker(j nfsJob) {
 	for {
 		c.s.nfsRun(c, j)
-		if c.idle.Add(1) > maxIdleWorkers {
-			c.idle.Add(-1)
-			return
-		}
 		var ok bool
-		j, ok = <-c.jobs
-		c.idle.Add(-1)
-		if !ok {
+		if j, ok = c.nextJob(); !ok {
 			return
 		}
 	}
+}
+
+// nextJob waits, as an idle worker, for a call; false when the connection
+// has enough idle workers or is closed.
+func (c *conn) nextJob() (nfsJob, bool) {
+	if c.idle.Add(1) > maxIdleWorkers {
+		c.idle.Add(-1)
+		return nfsJob{}, false
+	}
+	j, ok := <-c.jobs
+	c.idle.Add(-1)
+	return j, ok
 }
 
 func (c *conn) serve() {
@@ -443,35 +514,52 @@ func (c *conn) serve() {
 	if c.jobs == nil {
 		c.jobs = make(chan nfsJob)
 	}
-	defer func() {
-		c.inflight.Wait()
-		close(c.jobs) // idle workers end
-		c.nc.Close()
-		s.m.conns.Dec()
-		s.dropConn(c)
-	}()
 	if !c.allowed && !c.portmapOnly {
 		s.log.Debug("connection from outside the allowed networks", "peer", c.peer)
 	}
-	br := bufio.NewReaderSize(c.nc, 4<<10)
+	c.br = bufio.NewReaderSize(c.nc, 4<<10)
+	c.sock = newSockQueue(c.nc)
+	c.sent = func() int { return c.br.Buffered() + c.sock.queued() }
+	c.takeover = newTakeoverTimer(c)
+	c.read()
+}
+
+// read reads and dispatches the connection's calls until it ends, then
+// closes it. Once another goroutine has taken over the reading (see run),
+// it is a worker.
+func (c *conn) read() {
+	s := c.s
+	me := c.reading.Load() >> 2
 	for !s.draining.Load() && !c.closing.Load() {
-		rec, buf, err := c.readRecord(br)
+		rec, buf, err := c.readRecord(c.br)
 		if err != nil {
 			c.readFailed(err)
-			return
+			break
 		}
 		call, err := ParseCall(rec)
 		if err != nil {
 			s.recs.put(buf)
 			s.m.connErrors.WithLabelValues("bad_call").Inc()
 			s.log.Warn("closing connection: undecodable RPC call", "peer", c.peer, "err", err)
-			return
+			break
 		}
-		c.queued = br.Buffered() > 0
+		c.queued = c.br.Buffered() > 0
 		if !c.dispatch(call, rec, buf) {
 			s.recs.put(buf)
 		}
+		if c.reading.Load()>>2 != me {
+			if j, ok := c.nextJob(); ok {
+				c.worker(j)
+			}
+			return
+		}
 	}
+	c.takeover.Stop()
+	c.inflight.Wait()
+	close(c.jobs) // idle workers end
+	c.nc.Close()
+	s.m.conns.Dec()
+	s.dropConn(c)
 }
 
 // readRecord waits up to the idle timeout for a record to start, then up
@@ -501,7 +589,7 @@ func (c *conn) readRecord(br *bufio.Reader) ([]byte, *[]byte, error) {
 	if err := c.setReadDeadline(s.cfg.RecordTimeout); err != nil {
 		return nil, nil, err
 	}
-	rec, buf, err := s.recs.read(br)
+	rec, buf, err := s.recs.read(br, c.sent)
 	if errors.Is(err, os.ErrDeadlineExceeded) && !s.draining.Load() {
 		s.m.connErrors.WithLabelValues("record_timeout").Inc()
 		s.log.Info("closing connection: record not completed in time", "peer", c.peer, "timeout", s.cfg.RecordTimeout)
