@@ -380,7 +380,7 @@ type conn struct {
 	wbufs     net.Buffers // write's writev (under wmu)
 	inflight  sync.WaitGroup
 	inflightN atomic.Int32
-	queued    bool          // the reader holds more of the client's bytes (set by serve, read by run)
+	queued    bool          // the reader holds more of the client's bytes (set by read, read by run)
 	sock      *sockQueue    // the reader's view of the socket's receive queue
 	sent      func() int    // bytes the client has sent that the reader can take without waiting
 	br        *bufio.Reader // the client's bytes, read by one goroutine at a time (read)
